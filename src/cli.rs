@@ -1,0 +1,177 @@
+//! Command line: flags parsed once into validated configurations.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use sockscope::analyze::AnalyzeConfig;
+use sockscope::decode::DecodeConfig;
+use sockscope::flow::{FlowConfig, Timeouts};
+use sockscope::source::Nanos;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sockscope",
+    version,
+    about = "Turn captured packets back into the sockets that sent them",
+    long_about = "sockscope reads pcap/pcapng captures (or a live interface), rebuilds every TCP \
+                  session and UDP flow with Zeek's connection semantics, and reports the \
+                  connection table, per-port fan-in, lifecycles and timelines."
+)]
+pub struct Cli {
+    /// Print nothing on stderr but errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyze capture files into conn.log, connections.csv and summary.json.
+    #[command(after_help = "Examples:\n  \
+        sockscope analyze samples/http-fanin.pcap --out out/\n  \
+        sockscope analyze rotated-*.pcap.gz --out out/ --filter 'tcp port 443'\n  \
+        tcpdump -w - -i eth0 | sockscope analyze - --out out/\n\n\
+        Exit status: 0 success; 1 error (nothing usable written); 3 an input was damaged \
+        (truncated or corrupt) and everything before the damage was analysed.")]
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap, pcapng, optionally gzip'd) or - for stdin; several
+    /// files are merged by timestamp as one capture.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Write into a non-empty directory that is not a previous sockscope output.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Options shared by every command that runs the connection engine.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// BPF filter (libpcap syntax), applied to files as well.
+    #[arg(long, short = 'f')]
+    pub filter: Option<String>,
+    /// Drop packets with bad IP/TCP/UDP/ICMP checksums as Zeek does without -C
+    /// (the connection still records C/c in its history).
+    #[arg(long)]
+    pub verify_checksums: bool,
+    /// Make VLAN ids part of the connection key (Zeek's vlan_fivetuple).
+    #[arg(long)]
+    pub vlan_key: bool,
+    /// Most connections tracked at once; the least recently seen is evicted.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_flows: u64,
+    /// Give up on an unanswered SYN after this long (S0).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub tcp_attempt_timeout: Nanos,
+    /// TCP idle timeout once established.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub tcp_inactivity_timeout: Nanos,
+    /// UDP idle timeout (TCP uses it too until the handshake completes).
+    #[arg(long, default_value = "1m", value_parser = duration)]
+    pub udp_inactivity_timeout: Nanos,
+    /// ICMP idle timeout.
+    #[arg(long, default_value = "1m", value_parser = duration)]
+    pub icmp_inactivity_timeout: Nanos,
+    /// Idle timeout of other IP protocols.
+    #[arg(long, default_value = "1m", value_parser = duration)]
+    pub unknown_inactivity_timeout: Nanos,
+    /// Idle timeout for ssh/ftp/telnet/rlogin (ports 21, 22, 23, 513).
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub interactive_inactivity_timeout: Nanos,
+}
+
+impl EngineArgs {
+    pub fn decode(&self) -> DecodeConfig {
+        DecodeConfig {
+            verify_checksums: self.verify_checksums,
+        }
+    }
+
+    pub fn flow(&self) -> FlowConfig {
+        FlowConfig {
+            timeouts: Timeouts {
+                tcp_attempt: self.tcp_attempt_timeout,
+                tcp_inactivity: self.tcp_inactivity_timeout,
+                udp_inactivity: self.udp_inactivity_timeout,
+                icmp_inactivity: self.icmp_inactivity_timeout,
+                unknown_inactivity: self.unknown_inactivity_timeout,
+                interactive_inactivity: self.interactive_inactivity_timeout,
+                ..Timeouts::default()
+            },
+            max_flows: self.max_flows as usize,
+            vlan_key: self.vlan_key,
+        }
+    }
+}
+
+impl AnalyzeArgs {
+    pub fn config(&self) -> AnalyzeConfig {
+        AnalyzeConfig {
+            inputs: self.inputs.clone(),
+            out: self.out.clone(),
+            force: self.force,
+            filter: self.engine.filter.clone(),
+            decode: self.engine.decode(),
+            flow: self.engine.flow(),
+        }
+    }
+}
+
+/// Parse `300ms`, `5s`, `1.5m`, `2h`, or plain seconds into nanoseconds.
+pub fn duration(s: &str) -> Result<Nanos, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1e9,
+        "ms" => 1e6,
+        "us" => 1e3,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        u => {
+            return Err(format!(
+                "unknown duration unit {u:?} in {s:?} (use ms, s, m, h, d)"
+            ));
+        }
+    };
+    let ns = value * scale;
+    if !(0.0..9.2e18).contains(&ns) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(ns as Nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("5s"), Ok(5_000_000_000));
+        assert_eq!(duration("1.5m"), Ok(90_000_000_000));
+        assert_eq!(duration("250ms"), Ok(250_000_000));
+        assert_eq!(duration("2"), Ok(2_000_000_000));
+        assert!(duration("5 parsecs").is_err());
+        assert!(duration("-1s").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

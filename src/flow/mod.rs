@@ -1,0 +1,330 @@
+//! Flow tracking: packets become connections, connections become records.
+//!
+//! Rules of this layer:
+//! - the clock is packet time, never the wall clock; it never runs backwards
+//!   (a late packet is handled at the current clock time and counted);
+//! - before a packet is handled, every timer due at or before its time fires,
+//!   as in Zeek, so expiry decides whether the packet joins an old connection
+//!   or starts a new one;
+//! - each connection leaves the table exactly once, as one [`ConnRecord`],
+//!   through a [`RecordSink`]: by a timer, by `--max-flows` eviction of the
+//!   least recently seen connection, or by [`FlowTable::finish`];
+//! - the table is bounded by `max_flows`; memory is the slab of live
+//!   connections plus their timers, independent of how many packets pass;
+//! - keys are canonical, so a table can be sharded by [`FlowKey::shard_hash`].
+
+pub mod community_id;
+mod conn;
+pub mod history;
+pub mod key;
+pub mod ports;
+mod ranges;
+pub mod record;
+mod tcp;
+mod timers;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::decode::Packet;
+use crate::source::Nanos;
+pub use conn::Conn;
+pub use key::FlowKey;
+pub use record::{CloseReason, ConnRecord, ConnState, Lifecycle, Proto, Side};
+pub use timers::Timeouts;
+
+/// Where finished connections go.
+pub trait RecordSink {
+    fn record(&mut self, rec: &ConnRecord);
+}
+
+impl<F: FnMut(&ConnRecord)> RecordSink for F {
+    fn record(&mut self, rec: &ConnRecord) {
+        self(rec)
+    }
+}
+
+/// Flow table settings, fixed for a run.
+#[derive(Clone, Debug)]
+pub struct FlowConfig {
+    pub timeouts: Timeouts,
+    /// Most connections held at once; when full the least recently seen is evicted.
+    pub max_flows: usize,
+    /// Make VLAN ids part of the connection key (Zeek's vlan_fivetuple).
+    pub vlan_key: bool,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            timeouts: Timeouts::default(),
+            max_flows: 1_000_000,
+            vlan_key: false,
+        }
+    }
+}
+
+/// Counters the table keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub packets: u64,
+    pub connections: u64,
+    pub evicted: u64,
+    pub peak_flows: u64,
+    /// Packets whose timestamp was older than the clock.
+    pub late_packets: u64,
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Slot {
+    conn: Conn,
+    /// Bumped whenever the slot is freed, so stale timer entries are ignored.
+    generation: u32,
+    live: bool,
+    /// Least-recently-seen list, oldest at `head`.
+    prev: u32,
+    next: u32,
+    /// Deadline of this slot's authoritative timer-heap entry.
+    scheduled: Nanos,
+}
+
+pub struct FlowTable {
+    cfg: FlowConfig,
+    map: FxHashMap<FlowKey, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    timers: BinaryHeap<Reverse<(Nanos, u32, u32)>>,
+    head: u32,
+    tail: u32,
+    live: usize,
+    clock: Nanos,
+    started: bool,
+    stats: TableStats,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> FlowTable {
+        FlowTable {
+            cfg,
+            map: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: BinaryHeap::new(),
+            head: NIL,
+            tail: NIL,
+            live: 0,
+            clock: Nanos::MIN,
+            started: false,
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    /// Connections currently held.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The table's clock (the latest packet time seen), if any packet was seen.
+    pub fn clock(&self) -> Option<Nanos> {
+        self.started.then_some(self.clock)
+    }
+
+    /// Iterate over live connections (for live views and `sockets --at`).
+    pub fn connections(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().filter(|s| s.live).map(|s| &s.conn)
+    }
+
+    /// Handle one packet.
+    pub fn process<S: RecordSink + ?Sized>(&mut self, pkt: &Packet, sink: &mut S) {
+        self.stats.packets += 1;
+        let now = if !self.started || pkt.ts >= self.clock {
+            pkt.ts
+        } else {
+            self.stats.late_packets += 1;
+            self.clock
+        };
+        self.advance(now, sink);
+
+        let tuple = conn::Tuple::of(pkt);
+        let (vlan, inner_vlan) = if self.cfg.vlan_key {
+            (pkt.vlan, pkt.inner_vlan)
+        } else {
+            (None, None)
+        };
+        let (key, _) = FlowKey::new(
+            pkt.src,
+            tuple.src_port,
+            pkt.dst,
+            tuple.dst_port,
+            pkt.ip_proto,
+            tuple.directional,
+            vlan,
+            inner_vlan,
+        );
+        let idx = match self.map.get(&key).copied() {
+            Some(i) if self.slots[i as usize].conn.is_reuse(pkt, now) => {
+                self.remove(i, CloseReason::Timeout, sink);
+                self.insert(key, pkt, &tuple, now, sink)
+            }
+            Some(i) => i,
+            None => self.insert(key, pkt, &tuple, now, sink),
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.conn.packet(pkt, &tuple, now, &self.cfg.timeouts);
+        let due = slot.conn.next_deadline();
+        if due < slot.scheduled {
+            slot.scheduled = due;
+            self.timers.push(Reverse((due, idx, slot.generation)));
+        }
+        self.touch(idx);
+    }
+
+    /// Advance the clock to `now`, firing every timer due at or before it.
+    pub fn advance<S: RecordSink + ?Sized>(&mut self, now: Nanos, sink: &mut S) {
+        if self.started && now < self.clock {
+            return;
+        }
+        self.started = true;
+        self.clock = now;
+        while let Some(&Reverse((due, idx, generation))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            let slot = &mut self.slots[idx as usize];
+            if !slot.live || slot.generation != generation || slot.scheduled != due {
+                continue;
+            }
+            match slot.conn.fire(now, &self.cfg.timeouts) {
+                Some(reason) => self.remove(idx, reason, sink),
+                None => {
+                    let next = slot.conn.next_deadline();
+                    slot.scheduled = next;
+                    if next != Nanos::MAX {
+                        self.timers.push(Reverse((next, idx, slot.generation)));
+                    }
+                }
+            }
+        }
+        // Entries of removed connections linger until due; rebuild when they dominate.
+        if self.timers.len() > 64 && self.timers.len() > 4 * self.live {
+            let slots = &self.slots;
+            self.timers.retain(|Reverse((due, i, g))| {
+                let s = &slots[*i as usize];
+                s.live && s.generation == *g && s.scheduled == *due
+            });
+        }
+    }
+
+    /// End of capture: every remaining connection leaves with reason `capture_end`.
+    pub fn finish<S: RecordSink + ?Sized>(&mut self, sink: &mut S) {
+        while self.head != NIL {
+            self.remove(self.head, CloseReason::CaptureEnd, sink);
+        }
+        self.timers.clear();
+    }
+
+    fn insert<S: RecordSink + ?Sized>(
+        &mut self,
+        key: FlowKey,
+        pkt: &Packet,
+        tuple: &conn::Tuple,
+        now: Nanos,
+        sink: &mut S,
+    ) -> u32 {
+        if self.live >= self.cfg.max_flows.max(1) && self.head != NIL {
+            self.stats.evicted += 1;
+            self.remove(self.head, CloseReason::Evicted, sink);
+        }
+        let conn = Conn::new(key, pkt, tuple, now, &self.cfg.timeouts);
+        let idx = match self.free.pop() {
+            Some(i) => {
+                let slot = &mut self.slots[i as usize];
+                slot.conn = conn;
+                slot.live = true;
+                slot.scheduled = Nanos::MAX;
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    conn,
+                    generation: 0,
+                    live: true,
+                    prev: NIL,
+                    next: NIL,
+                    scheduled: Nanos::MAX,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.link_tail(idx);
+        self.map.insert(key, idx);
+        self.live += 1;
+        self.stats.connections += 1;
+        self.stats.peak_flows = self.stats.peak_flows.max(self.live as u64);
+        idx
+    }
+
+    fn remove<S: RecordSink + ?Sized>(&mut self, idx: u32, reason: CloseReason, sink: &mut S) {
+        self.unlink(idx);
+        let slot = &mut self.slots[idx as usize];
+        slot.live = false;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.scheduled = Nanos::MAX;
+        let key = slot.conn.key();
+        sink.record(&slot.conn.to_record(reason));
+        self.map.remove(&key);
+        self.free.push(idx);
+        self.live -= 1;
+    }
+
+    fn touch(&mut self, idx: u32) {
+        if self.tail != idx {
+            self.unlink(idx);
+            self.link_tail(idx);
+        }
+    }
+
+    fn link_tail(&mut self, idx: u32) {
+        let tail = self.tail;
+        {
+            let s = &mut self.slots[idx as usize];
+            s.prev = tail;
+            s.next = NIL;
+        }
+        if tail == NIL {
+            self.head = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.tail = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next) = {
+            let s = &self.slots[idx as usize];
+            (s.prev, s.next)
+        };
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! connections.csv: one row per connection in plain column names, everything
+//! in conn.log plus the lifecycle. Times are Unix epoch seconds with six
+//! decimals; missing values are empty. Unlike conn.log, duration and byte
+//! counts are always given (zero-duration connections show 0).
+
+use std::path::{Path, PathBuf};
+
+use crate::flow::community_id::community_id;
+use crate::flow::{ConnRecord, Side};
+use crate::source::Nanos;
+
+use super::output::{AtomicFile, OutputError};
+use super::site::is_local;
+use super::text;
+
+/// Column names, in order; documented in the README.
+pub const COLUMNS: &[&str] = &[
+    "uid",
+    "ts",
+    "orig_addr",
+    "orig_port",
+    "resp_addr",
+    "resp_port",
+    "proto",
+    "ip_proto",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "community_id",
+    "vlan",
+    "inner_vlan",
+    "first_syn_ts",
+    "syn_ack_ts",
+    "established_ts",
+    "handshake_rtt",
+    "first_fin_ts",
+    "first_fin_side",
+    "first_rst_ts",
+    "first_rst_side",
+    "last_packet_ts",
+    "close_reason",
+    "retransmits",
+    "out_of_order",
+    "zero_windows",
+    "midstream",
+];
+
+pub struct ConnectionsCsv {
+    file: AtomicFile,
+    buf: Vec<u8>,
+}
+
+fn opt_ts(b: &mut Vec<u8>, ts: Option<Nanos>) {
+    if let Some(ts) = ts {
+        text::secs6(b, ts);
+    }
+}
+
+fn side(b: &mut Vec<u8>, s: Option<Side>) {
+    if let Some(s) = s {
+        b.extend_from_slice(s.name().as_bytes());
+    }
+}
+
+impl ConnectionsCsv {
+    pub fn create(dir: &Path) -> Result<ConnectionsCsv, OutputError> {
+        let mut file = AtomicFile::create(dir, "connections.csv")?;
+        file.write_all(format!("{}\n", COLUMNS.join(",")).as_bytes())?;
+        Ok(ConnectionsCsv {
+            file,
+            buf: Vec::with_capacity(1 << 16),
+        })
+    }
+
+    pub fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
+        let b = &mut self.buf;
+        let l = &r.lifecycle;
+        text::uid(b, r.uid);
+        b.push(b',');
+        text::secs6(b, r.start);
+        b.push(b',');
+        text::addr(b, r.orig);
+        b.push(b',');
+        text::uint(b, u64::from(r.orig_port));
+        b.push(b',');
+        text::addr(b, r.resp);
+        b.push(b',');
+        text::uint(b, u64::from(r.resp_port));
+        b.push(b',');
+        b.extend_from_slice(r.proto.name().as_bytes());
+        b.push(b',');
+        text::uint(b, u64::from(r.ip_proto));
+        b.push(b',');
+        text::secs6(b, r.duration);
+        b.push(b',');
+        text::uint(b, r.orig_bytes);
+        b.push(b',');
+        text::uint(b, r.resp_bytes);
+        b.push(b',');
+        b.extend_from_slice(r.state.name().as_bytes());
+        b.push(b',');
+        b.extend_from_slice(if is_local(r.orig) {
+            b"true,"
+        } else {
+            b"false,"
+        });
+        b.extend_from_slice(if is_local(r.resp) {
+            b"true,"
+        } else {
+            b"false,"
+        });
+        text::uint(b, r.missed_bytes);
+        b.push(b',');
+        b.extend_from_slice(r.history.as_bytes());
+        for v in [r.orig_pkts, r.orig_ip_bytes, r.resp_pkts, r.resp_ip_bytes] {
+            b.push(b',');
+            text::uint(b, v);
+        }
+        b.push(b',');
+        let cid = community_id(
+            r.orig,
+            r.orig_port,
+            r.resp,
+            r.resp_port,
+            r.ip_proto,
+            r.directional,
+        );
+        b.extend_from_slice(cid.as_bytes());
+        for v in [r.vlan, r.inner_vlan] {
+            b.push(b',');
+            if let Some(v) = v {
+                text::uint(b, u64::from(v));
+            }
+        }
+        b.push(b',');
+        opt_ts(b, l.first_syn);
+        b.push(b',');
+        opt_ts(b, l.syn_ack);
+        b.push(b',');
+        opt_ts(b, l.established);
+        b.push(b',');
+        opt_ts(b, r.handshake_rtt());
+        b.push(b',');
+        opt_ts(b, l.first_fin.map(|f| f.0));
+        b.push(b',');
+        side(b, l.first_fin.map(|f| f.1));
+        b.push(b',');
+        opt_ts(b, l.first_rst.map(|f| f.0));
+        b.push(b',');
+        side(b, l.first_rst.map(|f| f.1));
+        b.push(b',');
+        text::secs6(b, l.last_packet);
+        b.push(b',');
+        b.extend_from_slice(r.close_reason.name().as_bytes());
+        for v in [l.retransmits, l.out_of_order, l.zero_windows] {
+            b.push(b',');
+            text::uint(b, u64::from(v));
+        }
+        b.extend_from_slice(if l.midstream { b",true\n" } else { b",false\n" });
+        if b.len() > 1 << 15 {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<PathBuf, OutputError> {
+        self.file.write_all(&self.buf)?;
+        self.file.commit()
+    }
+}

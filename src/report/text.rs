@@ -1,0 +1,143 @@
+//! Fast text formatting for the record writers: integers, fixed-point
+//! seconds, Zeek uids and dates, written straight into a byte buffer.
+
+use std::io::Write;
+
+use crate::source::Nanos;
+
+/// Append an unsigned integer.
+#[inline]
+pub fn uint(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Append nanoseconds as seconds with six decimals (Zeek's `%.6f`), rounded
+/// to the nearest microsecond.
+#[inline]
+pub fn secs6(out: &mut Vec<u8>, ns: Nanos) {
+    let us = (i128::from(ns) + 500).div_euclid(1000);
+    if us < 0 {
+        out.push(b'-');
+    }
+    let us = us.unsigned_abs();
+    uint(out, (us / 1_000_000) as u64);
+    out.push(b'.');
+    let frac = (us % 1_000_000) as u32;
+    let mut digits = [b'0'; 6];
+    let mut f = frac;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// A Zeek-style connection uid: `C` followed by the value in base 62.
+pub fn uid(out: &mut Vec<u8>, v: u128) {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    let mut v = v & ((1u128 << 96) - 1);
+    loop {
+        i -= 1;
+        buf[i] = ALPHABET[(v % 62) as usize];
+        v /= 62;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push(b'C');
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// An address in its usual text form.
+pub fn addr(out: &mut Vec<u8>, a: crate::decode::Addr) {
+    // Formatting into a Vec cannot fail.
+    let _ = write!(out, "{a}");
+}
+
+/// UTC calendar date and time of a timestamp: (year, month, day, h, m, s).
+pub fn civil(ns: Nanos) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+/// Zeek's log header date format: `2011-03-18-13-01-44`.
+pub fn zeek_date(ns: Nanos) -> String {
+    let (y, mo, d, h, mi, s) = civil(ns);
+    format!("{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}")
+}
+
+/// ISO 8601 UTC: `2011-03-18T13:01:44.123456Z`.
+pub fn iso8601(ns: Nanos) -> String {
+    let (y, mo, d, h, mi, s) = civil(ns);
+    let us = ns.rem_euclid(1_000_000_000) / 1000;
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(f: impl Fn(&mut Vec<u8>)) -> String {
+        let mut v = Vec::new();
+        f(&mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn seconds_with_six_decimals() {
+        assert_eq!(
+            s(|o| secs6(o, 1_300_000_000_123_456_000)),
+            "1300000000.123456"
+        );
+        assert_eq!(s(|o| secs6(o, 1_550_793_499)), "1.550793");
+        assert_eq!(s(|o| secs6(o, 1_550_793_500)), "1.550794");
+        assert_eq!(s(|o| secs6(o, 0)), "0.000000");
+        assert_eq!(s(|o| secs6(o, 999_999_999_600)), "1000.000000");
+    }
+
+    #[test]
+    fn integers_and_uids() {
+        assert_eq!(s(|o| uint(o, 0)), "0");
+        assert_eq!(s(|o| uint(o, u64::MAX)), "18446744073709551615");
+        assert_eq!(s(|o| uid(o, 61)), "Cz");
+        assert!(s(|o| uid(o, u128::MAX)).len() <= 18);
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(
+            zeek_date(1_300_453_304 * 1_000_000_000),
+            "2011-03-18-13-01-44"
+        );
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            zeek_date(951_782_400 * 1_000_000_000),
+            "2000-02-29-00-00-00"
+        );
+    }
+}
