@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sockscope: {e:#}");
+            eprintln!("sockscope: {e}");
             ExitCode::FAILURE
         }
     }

@@ -563,3 +563,6 @@ fn window_scale(mut opts: &[u8]) -> Option<u8> {
     }
     scale
 }
+
+#[cfg(test)]
+mod tests;

@@ -328,3 +328,6 @@ impl FlowTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! Flow table behaviour on hand-built packet sequences: the TCP state machine
+//! and history rules, timers, port reuse, role flips, eviction.
+
+use super::*;
+use crate::decode::{Addr, Icmp, L4, Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcp, Udp};
+
+const S: Nanos = 1_000_000_000;
+const C: [u8; 4] = [10, 0, 0, 1];
+const SRV: [u8; 4] = [10, 0, 0, 2];
+
+struct Run {
+    table: FlowTable,
+    out: Vec<ConnRecord>,
+    n: u64,
+}
+
+impl Run {
+    fn new() -> Run {
+        Run::with(FlowConfig::default())
+    }
+
+    fn with(cfg: FlowConfig) -> Run {
+        Run {
+            table: FlowTable::new(cfg),
+            out: Vec::new(),
+            n: 0,
+        }
+    }
+
+    fn send(&mut self, mut p: Packet) {
+        self.n += 1;
+        p.number = self.n;
+        let out = &mut self.out;
+        self.table.process(&p, &mut |r: &ConnRecord| out.push(*r));
+    }
+
+    /// TCP from client (`up`) or server, `len` bytes of payload.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(&mut self, ts: f64, up: bool, flags: u8, seq: u32, ack: u32, len: u32) {
+        let (src, dst, sp, dp) = if up {
+            (C, SRV, 40000, 80)
+        } else {
+            (SRV, C, 80, 40000)
+        };
+        self.send(tcp_packet(ts, src, sp, dst, dp, flags, seq, ack, len));
+    }
+
+    fn finish(mut self) -> Vec<ConnRecord> {
+        let out = &mut self.out;
+        self.table.finish(&mut |r: &ConnRecord| out.push(*r));
+        self.out
+    }
+}
+
+fn at(ts: f64) -> Nanos {
+    (ts * 1e9).round() as Nanos
+}
+
+fn base(ts: f64, src: [u8; 4], dst: [u8; 4], proto: u8, l4: L4, ip_len: u32) -> Packet {
+    Packet {
+        ts: at(ts),
+        src: Addr::v4(src),
+        dst: Addr::v4(dst),
+        ip_proto: proto,
+        ip_len,
+        vlan: None,
+        inner_vlan: None,
+        l4,
+        bad_checksum: false,
+        number: 0,
+        input: 0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp_packet(
+    ts: f64,
+    src: [u8; 4],
+    sp: u16,
+    dst: [u8; 4],
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    len: u32,
+) -> Packet {
+    let t = Tcp {
+        src_port: sp,
+        dst_port: dp,
+        seq,
+        ack,
+        flags,
+        window: 1000,
+        payload_len: len,
+        captured_len: len,
+        window_scale: None,
+        hdr_len: 20,
+        header_ok: true,
+    };
+    base(ts, src, dst, 6, L4::Tcp(t), 40 + len)
+}
+
+const SA: u8 = TCP_SYN | TCP_ACK;
+const FA: u8 = TCP_FIN | TCP_ACK;
+const RA: u8 = TCP_RST | TCP_ACK;
+
+/// Client ISN 1000, server ISN 5000.
+fn handshake(r: &mut Run, t: f64) {
+    r.tcp(t, true, TCP_SYN, 1000, 0, 0);
+    r.tcp(t + 0.01, false, SA, 5000, 1001, 0);
+    r.tcp(t + 0.02, true, TCP_ACK, 1001, 5001, 0);
+}
+
+#[test]
+fn complete_session_is_sf_and_duration_excludes_the_last_ack() {
+    let mut r = Run::new();
+    handshake(&mut r, 1.0);
+    r.tcp(1.03, true, TCP_ACK, 1001, 5001, 100);
+    r.tcp(1.04, false, TCP_ACK, 5001, 1101, 300);
+    r.tcp(1.05, true, FA, 1101, 5301, 0);
+    r.tcp(1.06, false, FA, 5301, 1102, 0);
+    r.tcp(1.07, true, TCP_ACK, 1102, 5302, 0);
+    let recs = r.finish();
+    assert_eq!(recs.len(), 1);
+    let c = &recs[0];
+    assert_eq!(c.state, ConnState::SF);
+    assert_eq!(c.history.as_str(), "ShADdFf");
+    assert_eq!((c.orig_bytes, c.resp_bytes), (100, 300));
+    assert_eq!((c.orig_pkts, c.resp_pkts), (5, 3));
+    assert_eq!(c.duration, at(0.06));
+    assert_eq!(c.close_reason, CloseReason::Fin);
+    assert_eq!(c.lifecycle.first_syn, Some(at(1.0)));
+    assert_eq!(c.lifecycle.syn_ack, Some(at(1.01)));
+    assert_eq!(c.handshake_rtt(), Some(at(0.02)));
+    assert_eq!(c.lifecycle.first_fin, Some((at(1.05), Side::Orig)));
+    assert!(!c.lifecycle.midstream);
+}
+
+#[test]
+fn unanswered_syn_times_out_and_a_later_retransmission_is_a_new_attempt() {
+    let mut r = Run::new();
+    r.tcp(0.0, true, TCP_SYN, 7, 0, 0);
+    r.tcp(3.0, true, TCP_SYN, 7, 0, 0);
+    // Another connection's packet moves the clock past the attempt timer.
+    r.send(tcp_packet(
+        5.5,
+        [1, 1, 1, 1],
+        1,
+        [2, 2, 2, 2],
+        2,
+        TCP_SYN,
+        1,
+        0,
+        0,
+    ));
+    r.tcp(9.0, true, TCP_SYN, 7, 0, 0);
+    let recs: Vec<_> = r
+        .finish()
+        .into_iter()
+        .filter(|c| c.orig_port == 40000)
+        .collect();
+    assert_eq!(recs.len(), 2);
+    for c in &recs {
+        assert_eq!((c.state, c.history.as_str()), (ConnState::S0, "S"));
+    }
+    assert_eq!(recs[0].orig_pkts, 2);
+    assert_eq!(recs[0].close_reason, CloseReason::Timeout);
+    assert_eq!(recs[1].close_reason, CloseReason::CaptureEnd);
+}
+
+#[test]
+fn rejected_and_aborted_attempts() {
+    let mut r = Run::new();
+    r.tcp(0.0, true, TCP_SYN, 1, 0, 0);
+    r.tcp(0.1, false, RA, 0, 2, 0);
+    let rej = r.finish();
+    assert_eq!(
+        (rej[0].state, rej[0].history.as_str()),
+        (ConnState::REJ, "Sr")
+    );
+    assert_eq!(rej[0].close_reason, CloseReason::RstResp);
+
+    let mut r = Run::new();
+    r.tcp(0.0, true, TCP_SYN, 1, 0, 0);
+    r.tcp(0.1, true, TCP_RST, 2, 0, 0);
+    let c = r.finish();
+    assert_eq!(
+        (c[0].state, c[0].history.as_str()),
+        (ConnState::RSTOS0, "SR")
+    );
+}
+
+#[test]
+fn syn_on_a_closed_tuple_starts_a_new_connection() {
+    let mut r = Run::new();
+    r.tcp(0.0, true, TCP_SYN, 1, 0, 0);
+    r.tcp(0.1, false, RA, 0, 2, 0);
+    r.tcp(0.2, true, TCP_SYN, 1, 0, 0);
+    r.tcp(0.3, false, RA, 0, 2, 0);
+    let recs = r.finish();
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|c| c.state == ConnState::REJ));
+    assert_ne!(recs[0].uid, recs[1].uid);
+}
+
+#[test]
+fn syn_ack_first_flips_once_productive_traffic_follows() {
+    let mut r = Run::new();
+    r.tcp(0.0, false, SA, 5000, 1001, 0);
+    r.tcp(0.1, false, TCP_ACK, 5001, 1001, 0);
+    r.tcp(0.2, false, FA, 5001, 1001, 0);
+    let c = r.finish();
+    assert_eq!(c[0].history.as_str(), "^haf");
+    assert_eq!(
+        (c[0].orig.to_string(), c[0].orig_port),
+        ("10.0.0.1".to_string(), 40000)
+    );
+    assert_eq!((c[0].orig_pkts, c[0].resp_pkts), (0, 3));
+    assert_eq!(c[0].state, ConnState::SHR);
+}
+
+#[test]
+fn likely_server_port_flips_at_creation() {
+    let mut r = Run::new();
+    // Midstream data from the server's port 80 first.
+    r.tcp(0.0, false, TCP_ACK, 5001, 1001, 10);
+    r.tcp(0.1, true, TCP_ACK, 1001, 5011, 0);
+    let c = r.finish();
+    assert_eq!(c[0].orig_port, 40000);
+    assert_eq!(c[0].history.as_str(), "^dA");
+    assert_eq!(c[0].state, ConnState::OTH);
+    assert!(c[0].lifecycle.midstream);
+}
+
+#[test]
+fn retransmissions_and_zero_windows_are_logarithmic() {
+    let mut r = Run::new();
+    handshake(&mut r, 0.0);
+    r.tcp(0.03, true, TCP_ACK, 1001, 5001, 10);
+    for i in 0..10 {
+        r.tcp(0.04 + f64::from(i) * 0.001, true, TCP_ACK, 1001, 5001, 10);
+    }
+    let mut p = tcp_packet(0.06, SRV, 80, C, 40000, TCP_ACK, 5001, 1011, 0);
+    if let L4::Tcp(t) = &mut p.l4 {
+        t.window = 0;
+    }
+    r.send(p);
+    let c = r.finish();
+    assert_eq!(c[0].history.as_str(), "ShADTTaw");
+    assert_eq!(c[0].lifecycle.retransmits, 10);
+    assert_eq!(c[0].lifecycle.zero_windows, 1);
+}
+
+#[test]
+fn acknowledged_but_unseen_data_is_missed() {
+    let mut r = Run::new();
+    handshake(&mut r, 0.0);
+    r.tcp(0.03, true, TCP_ACK, 1001, 5001, 100);
+    // 1101..1201 never captured; the server acknowledges it.
+    r.tcp(0.05, true, TCP_ACK, 1201, 5001, 100);
+    r.tcp(0.06, false, TCP_ACK, 5001, 1301, 0);
+    let c = r.finish();
+    assert_eq!(c[0].missed_bytes, 100);
+    assert_eq!(c[0].history.as_str(), "ShADaG");
+    assert_eq!(c[0].orig_bytes, 300);
+}
+
+#[test]
+fn sequence_numbers_wrap_in_64_bits() {
+    let mut r = Run::new();
+    let isn = u32::MAX - 1000;
+    r.tcp(0.0, true, TCP_SYN, isn, 0, 0);
+    r.tcp(0.01, false, SA, 5000, isn.wrapping_add(1), 0);
+    let mut seq = isn.wrapping_add(1);
+    for i in 0..3 {
+        r.tcp(0.02 + f64::from(i) * 0.01, true, TCP_ACK, seq, 5001, 1400);
+        seq = seq.wrapping_add(1400);
+        r.tcp(0.025 + f64::from(i) * 0.01, false, TCP_ACK, 5001, seq, 0);
+    }
+    let c = r.finish();
+    assert_eq!(c[0].orig_bytes, 4200);
+    assert_eq!(c[0].missed_bytes, 0);
+}
+
+#[test]
+fn max_flows_evicts_the_least_recently_seen() {
+    let cfg = FlowConfig {
+        max_flows: 2,
+        ..FlowConfig::default()
+    };
+    let mut r = Run::with(cfg);
+    for (i, t) in [0.0, 0.1, 0.2].into_iter().enumerate() {
+        r.send(tcp_packet(
+            t,
+            [10, 0, 0, 1],
+            1000 + i as u16,
+            [10, 0, 0, 2],
+            80,
+            TCP_SYN,
+            1,
+            0,
+            0,
+        ));
+    }
+    assert_eq!(r.table.len(), 2);
+    assert_eq!(r.table.stats().evicted, 1);
+    let recs = r.finish();
+    assert_eq!(recs[0].orig_port, 1000);
+    assert_eq!(recs[0].close_reason, CloseReason::Evicted);
+}
+
+#[test]
+fn late_packets_do_not_run_the_clock_backwards() {
+    let mut r = Run::new();
+    handshake(&mut r, 10.0);
+    r.tcp(9.0, true, TCP_ACK, 1001, 5001, 5);
+    assert_eq!(r.table.stats().late_packets, 1);
+    let c = r.finish();
+    assert!(c[0].duration >= 0);
+    assert_eq!(c[0].orig_pkts, 3);
+}
+
+#[test]
+fn udp_request_reply_and_icmp_echo() {
+    let mut r = Run::new();
+    let q = L4::Udp(Udp {
+        src_port: 5353,
+        dst_port: 53,
+        ulen: 40,
+    });
+    let a = L4::Udp(Udp {
+        src_port: 53,
+        dst_port: 5353,
+        ulen: 120,
+    });
+    r.send(base(0.0, C, SRV, 17, q, 60));
+    r.send(base(0.5, SRV, C, 17, a, 140));
+    let echo = |t: u8| {
+        L4::Icmp(Icmp {
+            v6: false,
+            icmp_type: t,
+            code: 0,
+            payload_len: 56,
+            complete: true,
+        })
+    };
+    r.send(base(1.0, C, SRV, 1, echo(8), 84));
+    r.send(base(1.1, SRV, C, 1, echo(0), 84));
+    let recs = r.finish();
+    let udp = recs.iter().find(|c| c.proto == Proto::Udp).unwrap();
+    assert_eq!((udp.state, udp.history.as_str()), (ConnState::SF, "Dd"));
+    assert_eq!((udp.orig_bytes, udp.resp_bytes), (32, 112));
+    let icmp = recs.iter().find(|c| c.proto == Proto::Icmp).unwrap();
+    assert_eq!((icmp.orig_port, icmp.resp_port), (8, 0));
+    assert_eq!(
+        (icmp.orig_pkts, icmp.resp_pkts, icmp.orig_bytes),
+        (1, 1, 56)
+    );
+    assert_eq!(icmp.state, ConnState::OTH);
+}
+
+#[test]
+fn udp_from_a_server_port_is_flipped_unless_broadcast() {
+    let mut r = Run::new();
+    let reply = L4::Udp(Udp {
+        src_port: 67,
+        dst_port: 68,
+        ulen: 300,
+    });
+    r.send(base(0.0, SRV, C, 17, reply, 320));
+    r.send(base(0.1, SRV, [255; 4], 17, reply, 320));
+    let recs = r.finish();
+    let unicast = recs.iter().find(|c| c.orig_port == 68).unwrap();
+    assert_eq!(
+        (unicast.history.as_str(), unicast.state),
+        ("^d", ConnState::SHR)
+    );
+    let bcast = recs.iter().find(|c| c.resp == Addr::v4([255; 4])).unwrap();
+    assert_eq!((bcast.history.as_str(), bcast.state), ("D", ConnState::S0));
+}
+
+#[test]
+fn bad_checksum_creates_the_connection_but_counts_nothing() {
+    let mut r = Run::new();
+    let mut p = tcp_packet(0.0, C, 40000, SRV, 80, TCP_SYN, 1, 0, 0);
+    p.bad_checksum = true;
+    r.send(p);
+    let c = r.finish();
+    assert_eq!(
+        (c[0].history.as_str(), c[0].orig_pkts, c[0].state),
+        ("C", 0, ConnState::OTH)
+    );
+}
