@@ -4,7 +4,6 @@
 use super::*;
 use crate::decode::{Addr, Icmp, L4, Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcp, Udp};
 
-const S: Nanos = 1_000_000_000;
 const C: [u8; 4] = [10, 0, 0, 1];
 const SRV: [u8; 4] = [10, 0, 0, 2];
 
