@@ -139,6 +139,10 @@ pub struct Udp {
     pub dst_port: u16,
     /// The UDP length field (header included), as sent.
     pub ulen: u16,
+    /// Payload bytes captured (what an application analyzer would see).
+    pub captured: u16,
+    /// The first payload bytes (NTP mode, DNS flags), zero-padded.
+    pub head: [u8; 4],
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -502,10 +506,16 @@ fn transport(
                 return Err(Skip::TruncatedTransportHeader);
             }
             let sum = u16::from_be_bytes([data[6], data[7]]);
+            let payload = &data[8..data.len().min(len as usize)];
+            let mut head = [0u8; 4];
+            let n = payload.len().min(4);
+            head[..n].copy_from_slice(&payload[..n]);
             let udp = Udp {
                 src_port: u16::from_be_bytes([data[0], data[1]]),
                 dst_port: u16::from_be_bytes([data[2], data[3]]),
                 ulen: u16::from_be_bytes([data[4], data[5]]),
+                captured: payload.len().min(usize::from(u16::MAX)) as u16,
+                head,
             };
             // IPv4 may omit the checksum (zero); IPv6 may not, except VXLAN.
             let vxlan =

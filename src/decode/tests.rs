@@ -213,7 +213,8 @@ fn ipv4_fragments_are_reassembled_into_one_packet() {
         L4::Udp(Udp {
             src_port: 5000,
             dst_port: 53,
-            ulen: 32
+            ulen: 32,
+            ..
         })
     ));
     assert_eq!(d.pending_fragments(), 0);

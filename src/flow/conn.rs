@@ -108,6 +108,26 @@ pub(super) enum TimerKind {
     Reset,
     /// Fully closed: remove after `tcp_close_delay`.
     Delete,
+    /// Zeek's DNS analyzer drops a UDP conversation ~10 s after its last packet.
+    DnsExpire,
+}
+
+/// Zeek's `dns_session_timeout`.
+const DNS_SESSION_TIMEOUT: Nanos = 10_000_000_000;
+
+/// UDP ports Zeek's DNS analyzer is attached to (by responder port).
+const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+
+/// Application analyzers Zeek attaches by responder port whose behaviour
+/// shows in conn.log: both may flip roles from what the payload says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum App {
+    #[default]
+    None,
+    /// `first_pending`: the first DNS message has not been seen yet.
+    Dns { first_pending: bool },
+    /// Whether each direction (as labelled when it was sent) already flipped.
+    Ntp { flipped: [bool; 2] },
 }
 
 const MAX_TIMERS: usize = 6;
@@ -138,6 +158,7 @@ pub struct Conn {
     pub(super) inactivity: Nanos,
     pub(super) timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
     pub(super) tcp: TcpState,
+    pub(super) app: App,
     pub(super) life: HostLifecycle,
 }
 
@@ -178,6 +199,7 @@ impl Conn {
             inactivity: 0,
             timers: [None; MAX_TIMERS],
             tcp: TcpState::default(),
+            app: App::None,
             life: HostLifecycle {
                 last_packet: now,
                 ..HostLifecycle::default()
@@ -202,6 +224,19 @@ impl Conn {
         c.inactivity = inactivity;
         if flip {
             c.flip_roles();
+        }
+        if let L4::Udp(_) = pkt.l4 {
+            let resp_port = c.hosts[c.orig ^ 1].1;
+            if DNS_PORTS.contains(&resp_port) {
+                c.app = App::Dns {
+                    first_pending: true,
+                };
+                c.add_timer(now + DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
+            } else if resp_port == 123 {
+                c.app = App::Ntp {
+                    flipped: [false; 2],
+                };
+            }
         }
         c
     }
@@ -263,9 +298,20 @@ impl Conn {
     pub(super) fn packet(&mut self, pkt: &Packet, tuple: &Tuple, now: Nanos, t: &Timeouts) {
         let host = self.host_of(pkt, tuple);
         self.life.last_packet = self.life.last_packet.max(now);
+        // Where Zeek's ConnSize counts the packet: normally its sender; after
+        // an application-layer flip, the slot its stale direction names.
+        let mut count_host = host;
         let counted = match pkt.l4 {
             L4::Tcp(tcp) => tcp::packet(self, host, &tcp, pkt.bad_checksum, now, t),
-            L4::Udp(u) => self.udp(host, u.ulen, pkt.bad_checksum, now),
+            L4::Udp(u) => {
+                let is_orig = host == self.orig;
+                let counted = self.udp(host, u.ulen, pkt.bad_checksum, now);
+                if counted {
+                    self.app_udp(is_orig, &u);
+                    count_host = if is_orig { self.orig } else { self.orig ^ 1 };
+                }
+                counted
+            }
             L4::Icmp(i) => {
                 if pkt.bad_checksum {
                     false
@@ -282,8 +328,40 @@ impl Conn {
             }
         };
         if counted {
-            self.pkts[host] += 1;
-            self.ip_bytes[host] += u64::from(pkt.ip_len);
+            self.pkts[count_host] += 1;
+            self.ip_bytes[count_host] += u64::from(pkt.ip_len);
+        }
+    }
+
+    /// Zeek's DNS and NTP analyzers: flip when the payload shows the
+    /// originator is really the server.
+    fn app_udp(&mut self, is_orig: bool, u: &crate::decode::Udp) {
+        let flip = match &mut self.app {
+            App::Dns { first_pending } if *first_pending && u.captured >= 12 => {
+                *first_pending = false;
+                let response = u.head[2] & 0x80 != 0;
+                let resp = self.hosts[self.orig ^ 1].0;
+                // Zeek's IsMulticast: 224.x.x.x or ff00::/8.
+                let multicast = if resp.is_v4() {
+                    resp.0[12] == 224
+                } else {
+                    resp.0[0] == 0xff
+                };
+                response && is_orig && !multicast
+            }
+            App::Ntp { flipped } if u.captured >= 48 => {
+                let mode = u.head[0] & 0x07;
+                let dir = usize::from(!is_orig);
+                let flip = !flipped[dir] && ((mode == 4 && is_orig) || (mode == 3 && !is_orig));
+                flipped[dir] |= flip;
+                flip
+            }
+            _ => false,
+        };
+        if flip {
+            self.flip_roles();
+            // Zeek's UDP byte counts belong to the role, not the host.
+            self.size.swap(0, 1);
         }
     }
 
@@ -327,7 +405,17 @@ impl Conn {
                     if !idle_due || at <= self.last.saturating_add(self.inactivity) =>
                 {
                     self.timers[i] = None;
-                    if tcp::timer(self, kind, now, t) {
+                    let expired = match kind {
+                        TimerKind::DnsExpire => {
+                            let idle = now - self.last >= DNS_SESSION_TIMEOUT - 1_000_000_000;
+                            if !idle {
+                                self.add_timer(now + DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
+                            }
+                            idle
+                        }
+                        _ => tcp::timer(self, kind, now, t),
+                    };
+                    if expired {
                         return Some(CloseReason::Timeout);
                     }
                 }

@@ -998,7 +998,7 @@ pub(super) fn timer(c: &mut Conn, kind: TimerKind, now: Nanos, to: &Timeouts) ->
             false
         }
         TimerKind::Reset => c.tcp.is_active,
-        TimerKind::Delete => true,
+        TimerKind::Delete | TimerKind::DnsExpire => true,
     }
 }
 

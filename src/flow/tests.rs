@@ -326,11 +326,13 @@ fn udp_request_reply_and_icmp_echo() {
         src_port: 5353,
         dst_port: 53,
         ulen: 40,
+        ..Udp::default()
     });
     let a = L4::Udp(Udp {
         src_port: 53,
         dst_port: 5353,
         ulen: 120,
+        ..Udp::default()
     });
     r.send(base(0.0, C, SRV, 17, q, 60));
     r.send(base(0.5, SRV, C, 17, a, 140));
@@ -365,6 +367,7 @@ fn udp_from_a_server_port_is_flipped_unless_broadcast() {
         src_port: 67,
         dst_port: 68,
         ulen: 300,
+        ..Udp::default()
     });
     r.send(base(0.0, SRV, C, 17, reply, 320));
     r.send(base(0.1, SRV, [255; 4], 17, reply, 320));
@@ -388,5 +391,90 @@ fn bad_checksum_creates_the_connection_but_counts_nothing() {
     assert_eq!(
         (c[0].history.as_str(), c[0].orig_pkts, c[0].state),
         ("C", 0, ConnState::OTH)
+    );
+}
+
+fn udp_with(sp: u16, dp: u16, head: [u8; 4], captured: u16) -> L4 {
+    L4::Udp(Udp {
+        src_port: sp,
+        dst_port: dp,
+        ulen: captured + 8,
+        captured,
+        head,
+    })
+}
+
+#[test]
+fn dns_response_first_flips_and_dns_conversations_expire_after_ten_seconds() {
+    let mut r = Run::new();
+    // A unicast mDNS response (QR set) between two 5353 ports: no creation
+    // flip (both are server ports), the DNS analyzer flips it.
+    r.send(base(
+        0.0,
+        C,
+        SRV,
+        17,
+        udp_with(5353, 5353, [0, 0, 0x84, 0], 40),
+        68,
+    ));
+    // 9.5 s idle: Zeek's DNS analyzer removes the conversation, so the same
+    // 5-tuple starts a new connection.
+    r.send(base(
+        9.5,
+        [9, 9, 9, 9],
+        SRV,
+        17,
+        udp_with(1, 2, [0; 4], 4),
+        32,
+    ));
+    r.send(base(
+        10.5,
+        C,
+        SRV,
+        17,
+        udp_with(5353, 5353, [0, 0, 0x01, 0], 40),
+        68,
+    ));
+    let recs: Vec<_> = r
+        .finish()
+        .into_iter()
+        .filter(|c| c.orig_port == 5353)
+        .collect();
+    assert_eq!(recs.len(), 2);
+    let first = &recs[0];
+    assert_eq!((first.orig, first.history.as_str()), (Addr::v4(SRV), "D^"));
+    assert_eq!(
+        (first.orig_pkts, first.resp_pkts, first.orig_bytes),
+        (1, 0, 40)
+    );
+    assert_eq!(first.state, ConnState::S0);
+    // The query in the second conversation is not flipped.
+    assert_eq!((recs[1].orig, recs[1].history.as_str()), (Addr::v4(C), "D"));
+}
+
+#[test]
+fn ntp_server_mode_from_the_originator_flips() {
+    let mut r = Run::new();
+    r.send(base(
+        0.0,
+        SRV,
+        C,
+        17,
+        udp_with(123, 123, [0x24, 0, 0, 0], 48),
+        76,
+    ));
+    r.send(base(
+        0.5,
+        C,
+        SRV,
+        17,
+        udp_with(123, 123, [0x23, 0, 0, 0], 48),
+        76,
+    ));
+    let c = r.finish();
+    assert_eq!((c[0].orig, c[0].history.as_str()), (Addr::v4(C), "D^"));
+    assert_eq!(
+        (c[0].orig_pkts, c[0].resp_pkts, c[0].orig_bytes),
+        (2, 0, 96)
     );
 }
