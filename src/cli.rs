@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use sockscope::analyze::AnalyzeConfig;
 use sockscope::decode::DecodeConfig;
 use sockscope::flow::{FlowConfig, Timeouts};
+use sockscope::report::build::ReportOptions;
 use sockscope::source::Nanos;
 
 #[derive(Parser, Debug)]
@@ -36,6 +37,44 @@ pub enum Command {
         Exit status: 0 success; 1 error (nothing usable written); 3 an input was damaged \
         (truncated or corrupt) and everything before the damage was analysed.")]
     Analyze(AnalyzeArgs),
+    /// Rebuild the tables, charts and report.html of an output directory from
+    /// its connections.parquet, without the capture.
+    #[command(after_help = "Examples:\n  \
+        sockscope report out/\n  \
+        sockscope report out/ --bin 10s --top 5")]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A sockscope output directory (with connections.parquet and summary.json).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub report: ReportFlags,
+}
+
+/// Options of the reports built from the connection records.
+#[derive(Args, Debug, Clone)]
+pub struct ReportFlags {
+    /// Skip the PNG charts and report.html (tables only).
+    #[arg(long)]
+    pub no_charts: bool,
+    /// How many server ports the charts and timeline series show.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub top: u64,
+    /// Timeline bin width (e.g. 1s, 5m); default: 100-1000 bins over the capture.
+    #[arg(long, value_parser = duration)]
+    pub bin: Option<Nanos>,
+}
+
+impl ReportFlags {
+    pub fn options(&self) -> ReportOptions {
+        ReportOptions {
+            top: self.top as usize,
+            bin: self.bin,
+            charts: !self.no_charts,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -52,6 +91,8 @@ pub struct AnalyzeArgs {
     pub force: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 /// Options shared by every command that runs the connection engine.

@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{Cli, Command};
 use sockscope::analyze::{self, Progress};
+use sockscope::report::build::{self, ReportOutcome};
+use sockscope::report::summary::Summary;
 
 /// Exit status when an input was damaged but everything before it was analysed.
 const EXIT_DAMAGED: u8 = 3;
@@ -55,6 +57,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// The terminal summary: totals, then the busiest ports by fan-in.
+fn print_summary(s: &Summary, r: &ReportOutcome, out: &std::path::Path) {
+    let states: Vec<String> = s
+        .connections
+        .by_state
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!(
+        "{} packets ({} skipped), {} connections over {:.1} s -> {}",
+        s.packets.read,
+        s.packets.read - s.packets.analyzed,
+        s.connections.total,
+        s.capture.duration_s,
+        out.display()
+    );
+    eprintln!("states: {}", states.join(", "));
+    if r.top_ports.is_empty() {
+        return;
+    }
+    eprintln!(
+        "\n{:<10} {:>9} {:>12} {:>12} {:>9} {:>9}",
+        "port", "clients", "sockets", "connections", "failed", "peak"
+    );
+    for p in &r.top_ports {
+        eprintln!(
+            "{:<10} {:>9} {:>12} {:>12} {:>9} {:>9}",
+            format!("{}/{}", p.port, p.proto),
+            p.clients,
+            p.client_sockets,
+            p.connections,
+            p.failed,
+            p.peak_concurrent
+        );
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Analyze(args) => {
@@ -63,20 +102,23 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             for w in &outcome.summary.warnings {
                 eprintln!("sockscope: warning: {w}");
             }
+            let reports = build::run(&cfg.out, &args.report.options())?;
             if !cli.quiet {
-                let s = &outcome.summary;
-                eprintln!(
-                    "{} packets, {} connections -> {}",
-                    s.packets.read,
-                    s.connections.total,
-                    cfg.out.display()
-                );
+                print_summary(&outcome.summary, &reports, &cfg.out);
             }
             Ok(if outcome.damaged {
                 ExitCode::from(EXIT_DAMAGED)
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Report(args) => {
+            let reports = build::run(&args.dir, &args.report.options())?;
+            if !cli.quiet {
+                let summary = build::read_summary(&args.dir)?;
+                print_summary(&summary, &reports, &args.dir);
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

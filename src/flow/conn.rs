@@ -294,8 +294,9 @@ impl Conn {
         }
     }
 
-    /// Handle a packet that belongs to this connection.
-    pub(super) fn packet(&mut self, pkt: &Packet, tuple: &Tuple, now: Nanos, t: &Timeouts) {
+    /// Handle a packet that belongs to this connection; returns whether its
+    /// sender is (now) the originator.
+    pub(super) fn packet(&mut self, pkt: &Packet, tuple: &Tuple, now: Nanos, t: &Timeouts) -> bool {
         let host = self.host_of(pkt, tuple);
         self.life.last_packet = self.life.last_packet.max(now);
         // Where Zeek's ConnSize counts the packet: normally its sender; after
@@ -331,6 +332,7 @@ impl Conn {
             self.pkts[count_host] += 1;
             self.ip_bytes[count_host] += u64::from(pkt.ip_len);
         }
+        host == self.orig
     }
 
     /// Zeek's DNS and NTP analyzers: flip when the payload shows the

@@ -145,8 +145,8 @@ impl FlowTable {
         self.slots.iter().filter(|s| s.live).map(|s| &s.conn)
     }
 
-    /// Handle one packet.
-    pub fn process<S: RecordSink + ?Sized>(&mut self, pkt: &Packet, sink: &mut S) {
+    /// Handle one packet; returns whether its sender is the connection's originator.
+    pub fn process<S: RecordSink + ?Sized>(&mut self, pkt: &Packet, sink: &mut S) -> bool {
         self.stats.packets += 1;
         let now = if !self.started || pkt.ts >= self.clock {
             pkt.ts
@@ -181,13 +181,14 @@ impl FlowTable {
             None => self.insert(key, pkt, &tuple, now, sink),
         };
         let slot = &mut self.slots[idx as usize];
-        slot.conn.packet(pkt, &tuple, now, &self.cfg.timeouts);
+        let from_orig = slot.conn.packet(pkt, &tuple, now, &self.cfg.timeouts);
         let due = slot.conn.next_deadline();
         if due < slot.scheduled {
             slot.scheduled = due;
             self.timers.push(Reverse((due, idx, slot.generation)));
         }
         self.touch(idx);
+        from_orig
     }
 
     /// Advance the clock to `now`, firing every timer due at or before it.

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::flow::ConnRecord;
-use crate::flow::community_id::community_id;
 use crate::source::Nanos;
 
 use super::output::{AtomicFile, OutputError};
@@ -94,7 +93,7 @@ impl ConnLog {
         self.file.write_all(head.as_bytes())
     }
 
-    pub fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
+    pub fn write(&mut self, r: &ConnRecord, community_id: &str) -> Result<(), OutputError> {
         if !self.header_written {
             self.header(r.start)?;
         }
@@ -151,15 +150,7 @@ impl ConnLog {
         b.extend_from_slice(b"\t-\t");
         text::uint(b, u64::from(r.ip_proto));
         b.push(b'\t');
-        let cid = community_id(
-            r.orig,
-            r.orig_port,
-            r.resp,
-            r.resp_port,
-            r.ip_proto,
-            r.directional,
-        );
-        b.extend_from_slice(cid.as_bytes());
+        b.extend_from_slice(community_id.as_bytes());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b'\t');
             opt(b, v);

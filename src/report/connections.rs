@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::flow::community_id::community_id;
 use crate::flow::{ConnRecord, Side};
 use crate::source::Nanos;
 
@@ -81,7 +80,7 @@ impl ConnectionsCsv {
         })
     }
 
-    pub fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
+    pub fn write(&mut self, r: &ConnRecord, community_id: &str) -> Result<(), OutputError> {
         let b = &mut self.buf;
         let l = &r.lifecycle;
         text::uid(b, r.uid);
@@ -126,15 +125,7 @@ impl ConnectionsCsv {
             text::uint(b, v);
         }
         b.push(b',');
-        let cid = community_id(
-            r.orig,
-            r.orig_port,
-            r.resp,
-            r.resp_port,
-            r.ip_proto,
-            r.directional,
-        );
-        b.extend_from_slice(cid.as_bytes());
+        b.extend_from_slice(community_id.as_bytes());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b',');
             if let Some(v) = v {

@@ -1,0 +1,228 @@
+//! Build every report of an output directory from connections.parquet,
+//! traffic.parquet and summary.json: the tables (CSV and Parquet), the charts
+//! and report.html. `sockscope analyze` calls this after writing the records;
+//! `sockscope report DIR` calls it alone.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::source::Nanos;
+
+use super::output::{self, OutputError};
+use super::summary::Summary;
+use super::tables;
+use super::timeline::{self, Bins};
+use super::traffic::Traffic;
+
+/// What to build.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportOptions {
+    /// Server ports shown in charts and timeline series.
+    pub top: usize,
+    /// Timeline bin width; automatic (100–1000 bins) if `None`.
+    pub bin: Option<Nanos>,
+    pub charts: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            top: 10,
+            bin: None,
+            charts: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {message}", path.display())]
+    Data { path: PathBuf, message: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+fn data_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
+    move |e| ReportError::Data {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// One row of the terminal's top-ports table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortRow {
+    pub proto: String,
+    pub port: u16,
+    pub clients: u64,
+    pub client_sockets: u64,
+    pub connections: u64,
+    pub failed: u64,
+    pub peak_concurrent: u64,
+}
+
+/// What the reports found, for the terminal summary.
+#[derive(Clone, Debug, Default)]
+pub struct ReportOutcome {
+    pub top_ports: Vec<PortRow>,
+    pub files: Vec<PathBuf>,
+}
+
+pub fn read_summary(dir: &Path) -> Result<Summary, ReportError> {
+    let path = dir.join("summary.json");
+    let bytes = std::fs::read(&path).map_err(|e| ReportError::Data {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ReportError::Data {
+        path,
+        message: format!("not a sockscope summary: {e}"),
+    })
+}
+
+/// Make a computed table presentable: timestamps become UTC datetimes
+/// (expressions drop the zone) and floats are rounded to microsecond-ish
+/// precision so the CSV reads cleanly.
+fn tidy(df: DataFrame) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let c = match c.dtype() {
+            DataType::Datetime(tu, _) => {
+                let ns = c.cast(&DataType::Int64)?;
+                let ns = ns.i64()?.clone();
+                let ns = if *tu == TimeUnit::Nanoseconds {
+                    ns
+                } else {
+                    ns * 1000
+                };
+                ns.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
+                    .into_column()
+            }
+            DataType::Float64 => {
+                let rounded: Float64Chunked = c.f64()?.apply_values(|v| (v * 1e6).round() / 1e6);
+                rounded.with_name(c.name().clone()).into_column()
+            }
+            _ => c.clone(),
+        };
+        columns.push(c);
+    }
+    DataFrame::new(df.height(), columns)
+}
+
+fn write_table(
+    dir: &Path,
+    stem: &str,
+    df: DataFrame,
+    files: &mut Vec<PathBuf>,
+) -> Result<DataFrame, ReportError> {
+    let csv = format!("{stem}.csv");
+    let mut df = tidy(df).map_err(data_err(&dir.join(&csv)))?;
+    let df = &mut df;
+    let tmp = dir.join(format!(".{csv}.tmp"));
+    let path = dir.join(&csv);
+    let mut file = File::create(&tmp).map_err(|e| OutputError::new(&tmp, e))?;
+    CsvWriter::new(&mut file)
+        .include_header(true)
+        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
+        .finish(df)
+        .map_err(data_err(&path))?;
+    std::fs::rename(&tmp, &path).map_err(|e| OutputError::new(&path, e))?;
+    files.push(path);
+    let parquet = format!("{stem}.parquet");
+    super::frame::write_parquet(dir, &parquet, df)?;
+    files.push(dir.join(parquet));
+    Ok(std::mem::take(df))
+}
+
+/// The busiest TCP/UDP server ports by distinct clients.
+fn top_ports(ports: &DataFrame, n: usize) -> PolarsResult<Vec<PortRow>> {
+    let df = ports
+        .clone()
+        .lazy()
+        .filter(col("proto").eq(lit("tcp")).or(col("proto").eq(lit("udp"))))
+        .limit(n as IdxSize)
+        .collect()?;
+    let proto = df.column("proto")?.str()?.clone();
+    let port = df.column("port")?.u16()?.clone();
+    let u = |name: &str| -> PolarsResult<Vec<u64>> {
+        Ok(df
+            .column(name)?
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .into_no_null_iter()
+            .collect())
+    };
+    let (clients, sockets, conns, failed, peak) = (
+        u("clients")?,
+        u("client_sockets")?,
+        u("connections")?,
+        u("failed")?,
+        u("peak_concurrent")?,
+    );
+    Ok((0..df.height())
+        .map(|i| PortRow {
+            proto: proto.get(i).unwrap_or("").to_string(),
+            port: port.get(i).unwrap_or(0),
+            clients: clients[i],
+            client_sockets: sockets[i],
+            connections: conns[i],
+            failed: failed[i],
+            peak_concurrent: peak[i],
+        })
+        .collect())
+}
+
+/// Build the tables (and charts and report.html unless disabled) in `dir`.
+pub fn run(dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
+    output::prepare_dir(dir, true)?;
+    let summary = read_summary(dir)?;
+    let parquet = dir.join("connections.parquet");
+    let err = data_err(&parquet);
+    let conns = tables::scan(&parquet).map_err(&err)?;
+    let first = (summary.capture.first_ts.unwrap_or(0.0) * 1e9) as Nanos;
+    let last = (summary.capture.last_ts.unwrap_or(0.0) * 1e9) as Nanos;
+    let secs = summary.capture.duration_s;
+    let mut files = Vec::new();
+
+    let ports = tables::fanin(
+        conns.clone().with_column(col("resp_port").alias("port")),
+        &["proto", "port"],
+        secs,
+    )
+    .map_err(&err)?
+    .collect()
+    .map_err(&err)?;
+    let ports = write_table(dir, "ports", ports, &mut files)?;
+    let endpoints = tables::fanin(
+        conns
+            .clone()
+            .with_column(col("resp_addr").alias("server"))
+            .with_column(col("resp_port").alias("port")),
+        &["proto", "server", "port"],
+        secs,
+    )
+    .map_err(&err)?
+    .collect()
+    .map_err(&err)?;
+    write_table(dir, "endpoints", endpoints, &mut files)?;
+    let clients = tables::clients(conns.clone())
+        .map_err(&err)?
+        .collect()
+        .map_err(&err)?;
+    write_table(dir, "clients", clients, &mut files)?;
+
+    let top = top_ports(&ports, opts.top).map_err(&err)?;
+    let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
+    let traffic_path = dir.join("traffic.parquet");
+    let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
+    let bins = Bins::new(first, last, opts.bin);
+    let tl = timeline::timeline(conns, &bins, &series, &traffic).map_err(&err)?;
+    write_table(dir, "timeline", tl, &mut files)?;
+
+    Ok(ReportOutcome {
+        top_ports: top,
+        files,
+    })
+}

@@ -1,0 +1,195 @@
+//! Packets and bytes over time, per direction, at a resolution that adapts so
+//! memory stays bounded whatever the capture's length; saved as
+//! traffic.parquet so charts can be rebuilt without the capture.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::source::Nanos;
+
+use super::output::OutputError;
+
+const MAX_SLOTS: usize = 1 << 16;
+const START_RESOLUTION: Nanos = 1_000_000;
+
+/// Counters of one time slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    pub packets_to_server: u64,
+    pub packets_to_client: u64,
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Traffic {
+    origin: Option<Nanos>,
+    resolution: Nanos,
+    slots: Vec<Slot>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            origin: None,
+            resolution: START_RESOLUTION,
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl Traffic {
+    /// Count one packet of `ip_bytes` at `ts`, sent by the originator or not.
+    #[inline]
+    pub fn add(&mut self, ts: Nanos, ip_bytes: u32, to_server: bool) {
+        let origin = *self.origin.get_or_insert(ts);
+        let mut i = (ts.saturating_sub(origin) / self.resolution).max(0) as usize;
+        while i >= MAX_SLOTS {
+            self.coarsen();
+            i = (ts.saturating_sub(origin) / self.resolution) as usize;
+        }
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, Slot::default());
+        }
+        let s = &mut self.slots[i];
+        if to_server {
+            s.packets_to_server += 1;
+            s.bytes_to_server += u64::from(ip_bytes);
+        } else {
+            s.packets_to_client += 1;
+            s.bytes_to_client += u64::from(ip_bytes);
+        }
+    }
+
+    /// Halve the resolution: merge slots pairwise.
+    fn coarsen(&mut self) {
+        self.resolution *= 2;
+        let merged: Vec<Slot> = self
+            .slots
+            .chunks(2)
+            .map(|c| {
+                let mut s = c[0];
+                if let Some(b) = c.get(1) {
+                    s.packets_to_server += b.packets_to_server;
+                    s.packets_to_client += b.packets_to_client;
+                    s.bytes_to_server += b.bytes_to_server;
+                    s.bytes_to_client += b.bytes_to_client;
+                }
+                s
+            })
+            .collect();
+        self.slots = merged;
+    }
+
+    pub fn resolution(&self) -> Nanos {
+        self.resolution
+    }
+
+    /// (slot start, counters) for every slot.
+    pub fn slots(&self) -> impl Iterator<Item = (Nanos, &Slot)> {
+        let origin = self.origin.unwrap_or(0);
+        let res = self.resolution;
+        self.slots
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (origin + i as Nanos * res, s))
+    }
+
+    pub fn to_frame(&self) -> PolarsResult<DataFrame> {
+        let (mut t, mut ps, mut pc, mut bs, mut bc) = (vec![], vec![], vec![], vec![], vec![]);
+        for (ts, s) in self.slots() {
+            t.push(ts);
+            ps.push(s.packets_to_server);
+            pc.push(s.packets_to_client);
+            bs.push(s.bytes_to_server);
+            bc.push(s.bytes_to_client);
+        }
+        let n = t.len();
+        DataFrame::new(
+            n,
+            vec![
+                super::frame::utc("slot_start", t),
+                Column::new("slot_width".into(), vec![self.resolution; n])
+                    .cast(&DataType::Duration(TimeUnit::Nanoseconds))?,
+                Column::new("packets_to_server".into(), ps),
+                Column::new("packets_to_client".into(), pc),
+                Column::new("ip_bytes_to_server".into(), bs),
+                Column::new("ip_bytes_to_client".into(), bc),
+            ],
+        )
+    }
+
+    /// Rebuild from traffic.parquet.
+    pub fn read(path: &Path) -> PolarsResult<Traffic> {
+        let df = LazyFrame::scan_parquet(
+            path.to_string_lossy().as_ref().into(),
+            ScanArgsParquet::default(),
+        )?
+        .with_columns([
+            col("slot_start").cast(DataType::Int64),
+            col("slot_width").cast(DataType::Int64),
+        ])
+        .collect()?;
+        let get = |name: &str| -> PolarsResult<Vec<u64>> {
+            Ok(df.column(name)?.u64()?.into_no_null_iter().collect())
+        };
+        let starts: Vec<i64> = df
+            .column("slot_start")?
+            .i64()?
+            .into_no_null_iter()
+            .collect();
+        let width = df
+            .column("slot_width")?
+            .i64()?
+            .into_no_null_iter()
+            .next()
+            .unwrap_or(START_RESOLUTION);
+        let (ps, pc, bs, bc) = (
+            get("packets_to_server")?,
+            get("packets_to_client")?,
+            get("ip_bytes_to_server")?,
+            get("ip_bytes_to_client")?,
+        );
+        let slots = (0..starts.len())
+            .map(|i| Slot {
+                packets_to_server: ps[i],
+                packets_to_client: pc[i],
+                bytes_to_server: bs[i],
+                bytes_to_client: bc[i],
+            })
+            .collect();
+        Ok(Traffic {
+            origin: starts.first().copied(),
+            resolution: width.max(1),
+            slots,
+        })
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), OutputError> {
+        let mut df = self
+            .to_frame()
+            .map_err(|e| super::frame::polars_err(dir, e))?;
+        super::frame::write_parquet(dir, "traffic.parquet", &mut df)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarsens_to_stay_bounded() {
+        let mut t = Traffic::default();
+        t.add(0, 100, true);
+        t.add(3_600_000_000_000, 60, false); // an hour later
+        assert!(t.slots.len() <= MAX_SLOTS);
+        assert!(t.resolution() > START_RESOLUTION);
+        let total: u64 = t
+            .slots()
+            .map(|(_, s)| s.bytes_to_server + s.bytes_to_client)
+            .sum();
+        assert_eq!(total, 160);
+        assert_eq!(t.slots().last().unwrap().1.packets_to_client, 1);
+    }
+}
