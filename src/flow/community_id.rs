@@ -31,25 +31,8 @@ pub fn community_id(
     h.update(&bp.to_be_bytes());
     let mut out = String::with_capacity(30);
     out.push_str("1:");
-    base64(&h.digest().bytes(), &mut out);
+    crate::report::text::base64(&h.digest().bytes(), &mut out);
     out
-}
-
-fn base64(data: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= n {
-                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -90,12 +73,5 @@ mod tests {
             community_id(v4("192.168.1.52"), 54585, v4("8.8.8.8"), 53, 17, false),
             "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
         );
-    }
-
-    #[test]
-    fn base64_padding() {
-        let mut s = String::new();
-        base64(b"ab", &mut s);
-        assert_eq!(s, "YWI=");
     }
 }

@@ -15,6 +15,7 @@ use super::summary::Summary;
 use super::tables;
 use super::timeline::{self, Bins};
 use super::traffic::Traffic;
+use super::{charts, html};
 
 /// What to build.
 #[derive(Clone, Copy, Debug)]
@@ -211,7 +212,7 @@ pub fn run(dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportErro
         .map_err(&err)?
         .collect()
         .map_err(&err)?;
-    write_table(dir, "clients", clients, &mut files)?;
+    let clients = write_table(dir, "clients", clients, &mut files)?;
 
     let top = top_ports(&ports, opts.top).map_err(&err)?;
     let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
@@ -219,7 +220,26 @@ pub fn run(dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportErro
     let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
     let bins = Bins::new(first, last, opts.bin);
     let tl = timeline::timeline(conns, &bins, &series, &traffic).map_err(&err)?;
-    write_table(dir, "timeline", tl, &mut files)?;
+    let tl = write_table(dir, "timeline", tl, &mut files)?;
+
+    if opts.charts {
+        let all = LazyFrame::scan_parquet(
+            parquet.to_string_lossy().as_ref().into(),
+            ScanArgsParquet::default(),
+        )
+        .map_err(&err)?;
+        let charts = charts::draw_all(&charts::ChartData {
+            dir,
+            conns: all,
+            ports: &ports,
+            clients: &clients,
+            timeline: &tl,
+            top: &top,
+            bins,
+        })?;
+        files.extend(charts.iter().map(|c| c.0.clone()));
+        files.push(html::write(dir, &summary, &top, &charts)?);
+    }
 
     Ok(ReportOutcome {
         top_ports: top,

@@ -87,5 +87,7 @@ impl RecordSink for RecordWriters {
     }
 }
 pub mod build;
+pub mod charts;
+pub mod html;
 pub mod tables;
 pub mod timeline;

@@ -1,0 +1,957 @@
+//! The PNG charts, drawn with plotters and an embedded font (no system font
+//! needed). Every chart aggregates or samples so it stays legible from ten
+//! connections to ten million: top-N ports, binned time series, histograms,
+//! a bounded sample of lifecycles and of ephemeral-port points.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::prelude::*;
+use polars::prelude::*;
+
+use crate::source::Nanos;
+
+use super::build::{PortRow, ReportError};
+use super::text;
+use super::timeline::Bins;
+
+pub const WIDTH: u32 = 1200;
+pub const HEIGHT: u32 = 700;
+const FONT: &str = "sans-serif";
+/// Lifecycle bars drawn at most (the longest, then an even sample).
+const GANTT_ROWS: usize = 40;
+const GANTT_LONGEST: usize = 12;
+/// Points per ephemeral-port chart at most.
+const MAX_POINTS: usize = 20_000;
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Colours of close reasons, in `CloseReason::ALL` order.
+fn reason_color(reason: &str) -> RGBColor {
+    match reason {
+        "fin" => RGBColor(44, 160, 44),
+        "rst_orig" => RGBColor(214, 39, 40),
+        "rst_resp" => RGBColor(255, 127, 14),
+        "timeout" => RGBColor(127, 127, 127),
+        "evicted" => RGBColor(148, 103, 189),
+        _ => RGBColor(31, 119, 180),
+    }
+}
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled DejaVu font is valid; a failure would only mean no text.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+fn chart_err(path: &Path) -> impl Fn(String) -> ReportError + '_ {
+    move |message| ReportError::Data {
+        path: path.to_path_buf(),
+        message: format!("drawing chart: {message}"),
+    }
+}
+
+/// Draw into `dir/name` via a temporary file renamed when complete.
+fn draw(
+    dir: &Path,
+    name: &str,
+    f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<PathBuf, ReportError> {
+    register_fonts();
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{}.tmp.png", name.trim_end_matches(".png")));
+    {
+        let root = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .map_err(chart_err(&path))?;
+        f(&root).map_err(chart_err(&path))?;
+        root.present()
+            .map_err(|e| e.to_string())
+            .map_err(chart_err(&path))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| super::output::OutputError::new(&path, e))?;
+    Ok(path)
+}
+
+/// 12 345 678 -> "12.3M".
+pub fn si(v: f64) -> String {
+    let a = v.abs();
+    let (d, s) = if a >= 1e12 {
+        (1e12, "T")
+    } else if a >= 1e9 {
+        (1e9, "G")
+    } else if a >= 1e6 {
+        (1e6, "M")
+    } else if a >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let x = v / d;
+    if s.is_empty() && a > 0.0 && a < 1.0 {
+        // Small values (log axes): enough decimals to show the first digit.
+        let digits = (-a.log10()).ceil().max(1.0) as usize;
+        return format!("{v:.digits$}");
+    }
+    if s.is_empty() && x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}{s}")
+    } else {
+        format!("{x:.1}{s}")
+    }
+}
+
+/// Write `labels[i]` left of row `i` of a chart whose rows are y in [i, i+1).
+/// `root` must be the whole canvas: chart coordinates map to canvas pixels.
+fn row_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    labels: &[String],
+    size: u32,
+) -> Result<(), String> {
+    let style =
+        TextStyle::from((FONT, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    let (x0, _) = chart.backend_coord(&(chart.x_range().start, 0.0));
+    for (i, label) in labels.iter().enumerate() {
+        let (_, y) = chart.backend_coord(&(0.0, i as f64 + 0.5));
+        root.draw(&Text::new(label.clone(), (x0 - 6, y), style.clone()))
+            .map_err(e2s)?;
+    }
+    Ok(())
+}
+
+/// Shorten a label to `max` characters, keeping both ends.
+fn shorten(s: &str, max: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= max {
+        return s.to_string();
+    }
+    let half = (max - 1) / 2;
+    let head: String = chars[..half].iter().collect();
+    let tail: String = chars[chars.len() - (max - 1 - half)..].iter().collect();
+    format!("{head}\u{2026}{tail}")
+}
+
+/// Seconds after `t0` as UTC wall-clock time.
+fn clock(t0: Nanos, secs: f64) -> String {
+    let (_, _, _, h, m, s) = text::civil(t0 + (secs * 1e9) as Nanos);
+    format!("{h:02}:{m:02}:{s:02}")
+}
+
+fn e2s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Column as f64 values (nulls as NaN).
+fn floats(df: &DataFrame, name: &str) -> Result<Vec<f64>, String> {
+    let c = df
+        .column(name)
+        .map_err(e2s)?
+        .cast(&DataType::Float64)
+        .map_err(e2s)?;
+    Ok(c.f64()
+        .map_err(e2s)?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>, String> {
+    let c = df
+        .column(name)
+        .map_err(e2s)?
+        .cast(&DataType::String)
+        .map_err(e2s)?;
+    Ok(c.str()
+        .map_err(e2s)?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
+}
+
+/// Everything the charts draw from.
+pub struct ChartData<'a> {
+    pub dir: &'a Path,
+    pub conns: LazyFrame,
+    pub ports: &'a DataFrame,
+    pub clients: &'a DataFrame,
+    pub timeline: &'a DataFrame,
+    pub top: &'a [PortRow],
+    pub bins: Bins,
+}
+
+/// Draw every chart; returns (file, title) pairs in display order.
+pub fn draw_all(d: &ChartData<'_>) -> Result<Vec<(PathBuf, &'static str)>, ReportError> {
+    Ok(vec![
+        (fanin(d)?, "Fan-in: top server ports by distinct clients"),
+        (concurrency(d)?, "Concurrent connections per server port"),
+        (lifecycles(d)?, "Connection lifecycles (sample)"),
+        (states(d)?, "Connections by state and close reason"),
+        (durations(d)?, "Durations and handshake round trips"),
+        (ephemeral(d)?, "Ephemeral ports of the busiest clients"),
+        (throughput(d)?, "Throughput"),
+    ])
+}
+
+fn fanin(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    draw(d.dir, "fanin.png", |root| {
+        let rows = d.top;
+        let max = rows
+            .iter()
+            .map(|r| r.clients.max(r.client_sockets).max(r.connections))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let n = rows.len().max(1);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Fan-in: top server ports by distinct clients", (FONT, 26))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..n as f64, 0f64..max as f64 * 1.1)
+            .map_err(e2s)?;
+        let labels: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{}/{}", r.port, r.proto))
+            .collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor() - 0.5).abs() < 0.26 && i < labels.len() {
+                    labels[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y| si(*y))
+            .x_desc("server port (responder)")
+            .y_desc("count")
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(e2s)?;
+        type Value = fn(&PortRow) -> u64;
+        let series: [(&str, Value); 3] = [
+            ("distinct clients", |r| r.clients),
+            ("client sockets (addr:port)", |r| r.client_sockets),
+            ("connections", |r| r.connections),
+        ];
+        for (s, (label, value)) in series.iter().enumerate() {
+            let c = color(s);
+            chart
+                .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                    let x0 = i as f64 + 0.12 + s as f64 * 0.26;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.24, value(r) as f64)], c.filled())
+                }))
+                .map_err(e2s)?
+                .label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 16))
+            .draw()
+            .map_err(e2s)
+    })
+}
+
+fn concurrency(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    draw(d.dir, "concurrency.png", |root| {
+        let tl = d.timeline;
+        let w = d.bins.width as f64 / 1e9;
+        let xs: Vec<f64> = (0..tl.height()).map(|i| i as f64 * w).collect();
+        let series: Vec<(String, Vec<f64>, &PortRow)> = d
+            .top
+            .iter()
+            .filter_map(|r| {
+                let name = format!("open_{}_{}", r.proto, r.port);
+                floats(tl, &name)
+                    .ok()
+                    .map(|v| (format!("{}/{}", r.port, r.proto), v, r))
+            })
+            .collect();
+        let ymax = series
+            .iter()
+            .map(|(_, _, r)| r.peak_concurrent as f64)
+            .fold(1.0, f64::max);
+        let xmax = (xs.last().copied().unwrap_or(0.0) + w).max(w);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Concurrent connections per server port (peaks marked)",
+                (FONT, 26),
+            )
+            .margin(20)
+            .margin_right(40)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.15)
+            .map_err(e2s)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| clock(d.bins.t0, *x))
+            .y_label_formatter(&|y| si(*y))
+            .x_desc(format!(
+                "time (UTC), one point per {}",
+                fmt_width(d.bins.width)
+            ))
+            .y_desc("open sockets")
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(e2s)?;
+        let peak_at: Vec<f64> = floats(d.ports, "peak_at").unwrap_or_default();
+        let ports_proto = strings(d.ports, "proto").unwrap_or_default();
+        let ports_port = strings(d.ports, "port").unwrap_or_default();
+        for (i, (label, ys, row)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().copied().zip(ys.iter().copied()),
+                    c.stroke_width(2),
+                ))
+                .map_err(e2s)?
+                .label(format!("{label} (peak {})", row.peak_concurrent))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+            let at = (0..ports_proto.len())
+                .find(|&j| ports_proto[j] == row.proto && ports_port[j] == row.port.to_string())
+                .and_then(|j| peak_at.get(j).copied());
+            if let Some(at) = at.filter(|v| v.is_finite()) {
+                // peak_at is in ns since the epoch.
+                let x = (at - d.bins.t0 as f64) / 1e9;
+                let y = row.peak_concurrent as f64;
+                chart
+                    .draw_series([Circle::new((x, y), 6, c.filled())])
+                    .map_err(e2s)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(e2s)
+    })
+}
+
+fn fmt_width(ns: Nanos) -> String {
+    if ns >= 3_600_000_000_000 && ns % 3_600_000_000_000 == 0 {
+        format!("{} h", ns / 3_600_000_000_000)
+    } else if ns >= 60_000_000_000 && ns % 60_000_000_000 == 0 {
+        format!("{} min", ns / 60_000_000_000)
+    } else if ns >= 1_000_000_000 {
+        format!("{} s", ns as f64 / 1e9)
+    } else {
+        format!("{} ms", ns as f64 / 1e6)
+    }
+}
+
+/// The connections shown in the lifecycle chart: the longest, then an even
+/// sample of the rest by start time.
+fn gantt_rows(conns: &LazyFrame) -> PolarsResult<DataFrame> {
+    let cols = [
+        col("orig_addr"),
+        col("orig_port"),
+        col("resp_addr"),
+        col("resp_port"),
+        col("proto"),
+        col("ts").cast(DataType::Int64).alias("start"),
+        col("first_syn_ts").cast(DataType::Int64).alias("syn"),
+        col("established_ts").cast(DataType::Int64).alias("est"),
+        col("syn_ack_ts").cast(DataType::Int64).alias("synack"),
+        col("first_fin_ts").cast(DataType::Int64).alias("fin"),
+        col("first_rst_ts").cast(DataType::Int64).alias("rst"),
+        col("last_packet_ts").cast(DataType::Int64).alias("end"),
+        col("close_reason"),
+    ];
+    let all = conns
+        .clone()
+        .select(cols)
+        .with_column((col("end") - col("start")).alias("len"))
+        .with_row_index("row", None);
+    let longest = all
+        .clone()
+        .sort(
+            ["len"],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+        .limit(GANTT_LONGEST as IdxSize)
+        .collect()?;
+    let total = all
+        .clone()
+        .select([len()])
+        .collect()?
+        .column("len")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .get(0)
+        .unwrap_or(0);
+    let step = (total / (GANTT_ROWS - GANTT_LONGEST) as u64).max(1);
+    let sample = all
+        .filter((col("row").cast(DataType::UInt64) % lit(step)).eq(lit(0u64)))
+        .limit((GANTT_ROWS - GANTT_LONGEST) as IdxSize)
+        .collect()?;
+    let merged = longest.vstack(&sample)?;
+    merged
+        .lazy()
+        .unique_stable(None, UniqueKeepStrategy::First)
+        .sort(["start"], SortMultipleOptions::default())
+        .collect()
+}
+
+fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    let rows = gantt_rows(&d.conns).map_err(|e| ReportError::Data {
+        path: d.dir.join("connections.parquet"),
+        message: e.to_string(),
+    })?;
+    draw(d.dir, "lifecycles.png", |root| {
+        let n = rows.height();
+        let get = |c: &str| floats(&rows, c);
+        let (start, syn, est, synack, fin, rst, end) = (
+            get("start")?,
+            get("syn")?,
+            get("est")?,
+            get("synack")?,
+            get("fin")?,
+            get("rst")?,
+            get("end")?,
+        );
+        let reason = strings(&rows, "close_reason")?;
+        let label: Vec<String> = {
+            let (oa, op, ra, rp) = (
+                strings(&rows, "orig_addr")?,
+                strings(&rows, "orig_port")?,
+                strings(&rows, "resp_addr")?,
+                strings(&rows, "resp_port")?,
+            );
+            (0..n)
+                .map(|i| shorten(&format!("{}:{} > {}:{}", oa[i], op[i], ra[i], rp[i]), 46))
+                .collect()
+        };
+        let (plot, legend) = root.split_horizontally(WIDTH - 200);
+        let t0 = start.iter().copied().fold(f64::INFINITY, f64::min);
+        let t1 = end.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (t0, span) = if n == 0 {
+            (0.0, 1.0)
+        } else {
+            (t0, ((t1 - t0) / 1e9).max(1e-3))
+        };
+        let rel = |v: f64| (v - t0) / 1e9;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(
+                format!("Connection lifecycles ({n} shown: the longest, then a sample)"),
+                (FONT, 24),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(290)
+            .build_cartesian_2d(0f64..span * 1.02, 0f64..n.max(1) as f64)
+            .map_err(e2s)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_label_formatter(&|x| clock(t0 as Nanos, *x))
+            .x_desc("time (UTC)")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(e2s)?;
+        row_labels(&plot, &chart, &label, 11)?;
+        for i in 0..n {
+            let c = reason_color(&reason[i]);
+            let y0 = i as f64 + 0.15;
+            let y1 = i as f64 + 0.85;
+            let s = rel(start[i]);
+            let e = rel(end[i]).max(s + span / 1500.0);
+            // Handshake: first SYN until the handshake completed.
+            let hs_end = [est[i], synack[i]]
+                .into_iter()
+                .find(|v| v.is_finite())
+                .map(rel);
+            let hs_start = if syn[i].is_finite() { rel(syn[i]) } else { s };
+            let close = [fin[i], rst[i]]
+                .into_iter()
+                .filter(|v| v.is_finite())
+                .fold(f64::NAN, f64::min);
+            let est_start = hs_end.unwrap_or(s).min(e);
+            let est_end = if close.is_finite() {
+                rel(close).clamp(est_start, e)
+            } else {
+                e
+            };
+            let mut bars = vec![(est_start, est_end, c.filled())];
+            if let Some(h) = hs_end {
+                bars.push((
+                    hs_start,
+                    h.max(hs_start + span / 3000.0),
+                    c.mix(0.35).filled(),
+                ));
+            }
+            if est_end < e {
+                bars.push((est_end, e, c.mix(0.6).filled()));
+            }
+            chart
+                .draw_series(
+                    bars.into_iter()
+                        .map(|(a, b, st)| Rectangle::new([(a, y0), (b, y1)], st)),
+                )
+                .map_err(e2s)?;
+        }
+        // The legend: colours are how a connection ended, shades its phases.
+        let mut y = 80;
+        let font = (FONT, 14).into_font();
+        legend
+            .draw(&Text::new("how it ended", (10, y), font.clone()))
+            .map_err(e2s)?;
+        for r in crate::flow::CloseReason::ALL {
+            y += 24;
+            let c = reason_color(r.name());
+            legend
+                .draw(&Rectangle::new([(10, y), (26, y + 14)], c.filled()))
+                .map_err(e2s)?;
+            legend
+                .draw(&Text::new(r.name(), (34, y), font.clone()))
+                .map_err(e2s)?;
+        }
+        y += 44;
+        legend
+            .draw(&Text::new("phase", (10, y), font.clone()))
+            .map_err(e2s)?;
+        for (name, shade) in [("handshake", 0.35), ("established", 1.0), ("closing", 0.6)] {
+            y += 24;
+            legend
+                .draw(&Rectangle::new(
+                    [(10, y), (26, y + 14)],
+                    RGBColor(31, 119, 180).mix(shade).filled(),
+                ))
+                .map_err(e2s)?;
+            legend
+                .draw(&Text::new(name, (34, y), font.clone()))
+                .map_err(e2s)?;
+        }
+        Ok(())
+    })
+}
+
+fn counts_by(conns: &LazyFrame, key: &str) -> PolarsResult<Vec<(String, u64)>> {
+    let df = conns
+        .clone()
+        .group_by([col(key)])
+        .agg([len().cast(DataType::UInt64).alias("n")])
+        .sort(
+            ["n"],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+        .collect()?;
+    let k = df.column(key)?.cast(&DataType::String)?;
+    let n = df.column("n")?.u64()?.clone();
+    Ok(k.str()?
+        .iter()
+        .zip(n.iter())
+        .map(|(k, n)| (k.unwrap_or("").to_string(), n.unwrap_or(0)))
+        .collect())
+}
+
+fn states(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    let err = |e: PolarsError| ReportError::Data {
+        path: d.dir.join("connections.parquet"),
+        message: e.to_string(),
+    };
+    let by_state = counts_by(&d.conns, "conn_state").map_err(err)?;
+    let by_reason = counts_by(&d.conns, "close_reason").map_err(err)?;
+    draw(d.dir, "states.png", |canvas| {
+        let root = canvas
+            .titled("Connections by state and close reason", (FONT, 26))
+            .map_err(e2s)?;
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        for (area, title, rows, reason) in [
+            (&left, "conn_state (Zeek)", &by_state, false),
+            (&right, "close reason", &by_reason, true),
+        ] {
+            let n = rows.len().max(1);
+            let max = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FONT, 20))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(100)
+                .build_cartesian_2d(0f64..max * 1.15, 0f64..n as f64)
+                .map_err(e2s)?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(0)
+                .x_label_formatter(&|x| si(*x))
+                .x_desc("connections")
+                .label_style((FONT, 15))
+                .draw()
+                .map_err(e2s)?;
+            let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+            row_labels(canvas, &chart, &names, 15)?;
+            chart
+                .draw_series(rows.iter().enumerate().map(|(i, (k, v))| {
+                    let c = if reason { reason_color(k) } else { color(i) };
+                    Rectangle::new(
+                        [(0.0, i as f64 + 0.15), (*v as f64, i as f64 + 0.85)],
+                        c.filled(),
+                    )
+                }))
+                .map_err(e2s)?;
+            chart
+                .draw_series(rows.iter().enumerate().map(|(i, (_, v))| {
+                    Text::new(si(*v as f64), (*v as f64, i as f64 + 0.35), (FONT, 14))
+                }))
+                .map_err(e2s)?;
+        }
+        Ok(())
+    })
+}
+
+/// Log-spaced histogram of positive values: (bucket low edges, counts).
+fn log_histogram(values: &[f64], per_decade: f64) -> (Vec<f64>, Vec<u64>) {
+    let pos: Vec<f64> = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    if pos.is_empty() {
+        return (vec![], vec![]);
+    }
+    let lo = pos
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .log10()
+        .floor();
+    let hi = pos
+        .iter()
+        .copied()
+        .fold(0.0, f64::max)
+        .log10()
+        .ceil()
+        .max(lo + 1.0);
+    let n = ((hi - lo) * per_decade).ceil() as usize;
+    let mut counts = vec![0u64; n.max(1)];
+    for v in pos {
+        let i = (((v.log10() - lo) * per_decade) as usize).min(counts.len() - 1);
+        counts[i] += 1;
+    }
+    let edges = (0..=counts.len())
+        .map(|i| 10f64.powf(lo + i as f64 / per_decade))
+        .collect();
+    (edges, counts)
+}
+
+fn durations(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    let df = d
+        .conns
+        .clone()
+        .select([
+            (col("duration")
+                .cast(DataType::Int64)
+                .cast(DataType::Float64)
+                / lit(1e9))
+            .alias("dur"),
+            (col("handshake_rtt")
+                .cast(DataType::Int64)
+                .cast(DataType::Float64)
+                / lit(1e6))
+            .alias("rtt"),
+        ])
+        .collect()
+        .map_err(|e| ReportError::Data {
+            path: d.dir.join("connections.parquet"),
+            message: e.to_string(),
+        })?;
+    draw(d.dir, "durations.png", |root| {
+        let root = root
+            .titled("Durations and handshake round trips (log axes)", (FONT, 26))
+            .map_err(e2s)?;
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        for (area, name, title, unit, c) in [
+            (&left, "dur", "connection duration", "seconds", color(0)),
+            (
+                &right,
+                "rtt",
+                "handshake RTT (SYN to completing ACK)",
+                "milliseconds",
+                color(1),
+            ),
+        ] {
+            let (edges, counts) = log_histogram(&floats(&df, name)?, 5.0);
+            let (x0, x1) = if edges.is_empty() {
+                (0.001, 1.0)
+            } else {
+                (edges[0], edges[edges.len() - 1])
+            };
+            let ymax = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FONT, 18))
+                .margin(15)
+                .x_label_area_size(45)
+                .y_label_area_size(70)
+                .build_cartesian_2d((x0..x1).log_scale(), (0.8f64..ymax * 1.5).log_scale())
+                .map_err(e2s)?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&|x| si(*x))
+                .y_label_formatter(&|y| si(*y))
+                .x_desc(unit)
+                .y_desc("connections")
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(e2s)?;
+            chart
+                .draw_series(
+                    counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(i, n)| {
+                            Rectangle::new([(edges[i], 0.8), (edges[i + 1], *n as f64)], c.filled())
+                        }),
+                )
+                .map_err(e2s)?;
+            if edges.is_empty() {
+                chart
+                    .draw_series([Text::new("no data", (x0 * 2.0, 1.0), (FONT, 18))])
+                    .map_err(e2s)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    // The busiest client -> endpoint pairs by connections.
+    let pairs = d
+        .clients
+        .clone()
+        .lazy()
+        .sort(
+            ["connections"],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+        .limit(5)
+        .collect()
+        .map_err(|e| ReportError::Data {
+            path: d.dir.join("clients.parquet"),
+            message: e.to_string(),
+        })?;
+    let n = pairs.height();
+    let mut sets = Vec::new();
+    for i in 0..n {
+        let s = |c: &str| {
+            strings(&pairs, c)
+                .ok()
+                .and_then(|v| v.get(i).cloned())
+                .unwrap_or_default()
+        };
+        let (proto, client, server, port) =
+            (s("proto"), s("orig_addr"), s("resp_addr"), s("resp_port"));
+        let port_n: u16 = port.parse().unwrap_or(0);
+        let pts = d
+            .conns
+            .clone()
+            .filter(
+                col("proto")
+                    .eq(lit(proto.clone()))
+                    .and(col("orig_addr").eq(lit(client.clone())))
+                    .and(col("resp_addr").eq(lit(server.clone())))
+                    .and(col("resp_port").eq(lit(port_n))),
+            )
+            .select([
+                col("ts").cast(DataType::Int64).alias("t"),
+                col("orig_port").cast(DataType::Float64),
+            ])
+            .collect()
+            .map_err(|e| ReportError::Data {
+                path: d.dir.join("connections.parquet"),
+                message: e.to_string(),
+            })?;
+        sets.push((format!("{client} > {server}:{port}/{proto}"), pts));
+    }
+    draw(d.dir, "ephemeral.png", |root| {
+        let t0 = d.bins.t0;
+        let mut xmax: f64 = 1.0;
+        let mut data = Vec::new();
+        for (label, df) in &sets {
+            let t = floats(df, "t")?;
+            let p = floats(df, "orig_port")?;
+            let step = (t.len() / MAX_POINTS).max(1);
+            let pts: Vec<(f64, f64)> = t
+                .iter()
+                .zip(&p)
+                .step_by(step)
+                .map(|(t, p)| ((t - t0 as f64) / 1e9, *p))
+                .collect();
+            xmax = pts.iter().map(|p| p.0).fold(xmax, f64::max);
+            data.push((label.clone(), pts, t.len()));
+        }
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Ephemeral ports used by the busiest clients (repeats = port reuse)",
+                (FONT, 24),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..xmax * 1.02, 0f64..65536f64)
+            .map_err(e2s)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| clock(t0, *x))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .x_desc("time (UTC)")
+            .y_desc("client (source) port")
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(e2s)?;
+        // The usual Linux ephemeral range, for reference.
+        chart
+            .draw_series([Rectangle::new(
+                [(0.0, 32768.0), (xmax * 1.02, 60999.0)],
+                RGBColor(230, 230, 230).filled(),
+            )])
+            .map_err(e2s)?
+            .label("ephemeral range 32768-60999")
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x, y - 6), (x + 14, y + 6)],
+                    RGBColor(220, 220, 220).filled(),
+                )
+            });
+        for (i, (label, pts, total)) in data.into_iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.filled())))
+                .map_err(e2s)?
+                .label(format!("{label} ({total} conns)"))
+                .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(e2s)
+    })
+}
+
+fn throughput(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
+    draw(d.dir, "throughput.png", |root| {
+        let w = d.bins.width as f64 / 1e9;
+        let up = floats(d.timeline, "ip_bytes_to_server")?;
+        let down = floats(d.timeline, "ip_bytes_to_client")?;
+        let xs: Vec<f64> = (0..up.len()).map(|i| i as f64 * w).collect();
+        let rate =
+            |v: &[f64]| -> Vec<(f64, f64)> { xs.iter().zip(v).map(|(x, b)| (*x, b / w)).collect() };
+        let (up, down) = (rate(&up), rate(&down));
+        let ymax = up.iter().chain(&down).map(|p| p.1).fold(1.0, f64::max);
+        let xmax = (xs.last().copied().unwrap_or(0.0) + w).max(w);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Throughput (IP bytes per second)", (FONT, 26))
+            .margin(20)
+            .margin_right(40)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.1)
+            .map_err(e2s)?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| clock(d.bins.t0, *x))
+            .y_label_formatter(&|y| format!("{}B/s", si(*y)))
+            .x_desc(format!(
+                "time (UTC), averaged over {}",
+                fmt_width(d.bins.width)
+            ))
+            .y_desc("bytes per second")
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(e2s)?;
+        for (i, (label, pts)) in [("client to server", up), ("server to client", down)]
+            .into_iter()
+            .enumerate()
+        {
+            let c = color(i);
+            chart
+                .draw_series(
+                    AreaSeries::new(pts.iter().copied(), 0.0, c.mix(0.25))
+                        .border_style(c.stroke_width(2)),
+                )
+                .map_err(e2s)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(e2s)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn si_units() {
+        assert_eq!(si(0.0), "0");
+        assert_eq!(si(999.0), "999");
+        assert_eq!(si(1_234.0), "1.2k");
+        assert_eq!(si(12_345_678.0), "12.3M");
+        assert_eq!(si(0.5), "0.5");
+        assert_eq!(si(0.001), "0.001");
+        assert_eq!(si(60000.0), "60.0k");
+    }
+
+    #[test]
+    fn log_histogram_covers_every_value() {
+        let (edges, counts) = log_histogram(&[0.001, 0.01, 0.5, 2.0, 2.0, 300.0, 0.0, -1.0], 5.0);
+        assert_eq!(counts.iter().sum::<u64>(), 6);
+        assert_eq!(edges.len(), counts.len() + 1);
+        assert!(edges[0] <= 0.001 && *edges.last().unwrap() >= 300.0);
+    }
+}

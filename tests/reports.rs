@@ -1,0 +1,164 @@
+//! The reports on real captures: fan-in against a generator's ground truth,
+//! every chart decodes at the expected size, report.html embeds them, and
+//! `sockscope report` rebuilds everything from the Parquet files.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{analyze, data, scratch, sockscope};
+
+fn csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| {
+            head.iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn ports_csv_matches_the_generator_truth() {
+    let dir = scratch("reports-truth");
+    let pcap = dir.join("gen.pcap");
+    let generator = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
+        .args(["--size-mb", "1.2", "--seed", "7", "-o"])
+        .arg(&pcap)
+        .output()
+        .expect("python3 runs the generator");
+    assert!(
+        generator.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generator.stderr)
+    );
+    let out = dir.join("out");
+    analyze(&[&pcap], &out, &["--no-charts"]);
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("gen.pcap.truth.json")).unwrap()).unwrap();
+    let ports: HashMap<String, HashMap<String, String>> = csv(&out.join("ports.csv"))
+        .into_iter()
+        .filter(|r| r["proto"] == "tcp")
+        .map(|r| (r["port"].clone(), r))
+        .collect();
+    let num = |port: &str, col: &str| ports[port][col].parse::<u64>().unwrap();
+    let all = truth["distinct_clients_per_server_port_all"]
+        .as_object()
+        .unwrap();
+    assert_eq!(ports.len(), all.len(), "TCP server ports");
+    for (port, want) in all {
+        assert_eq!(
+            num(port, "clients"),
+            want.as_u64().unwrap(),
+            "clients of {port}"
+        );
+    }
+    for (port, want) in truth["distinct_clients_per_server_port"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            num(port, "served_clients"),
+            want.as_u64().unwrap(),
+            "served clients of {port}"
+        );
+    }
+    for (port, want) in truth["tcp_connections_by_server_port_excluding_failed"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            num(port, "connections") - num(port, "failed"),
+            want.as_u64().unwrap(),
+            "connections of {port} excluding failed"
+        );
+    }
+}
+
+const CHARTS: [&str; 7] = [
+    "fanin.png",
+    "concurrency.png",
+    "lifecycles.png",
+    "states.png",
+    "durations.png",
+    "ephemeral.png",
+    "throughput.png",
+];
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Not blank: some pixel differs from the first.
+    assert!(
+        buf.chunks(3).any(|p| p != &buf[..3]),
+        "{} is blank",
+        path.display()
+    );
+    (info.width, info.height)
+}
+
+#[test]
+fn charts_decode_at_the_expected_size_and_the_page_embeds_them() {
+    let out = scratch("reports-charts");
+    analyze(&[&data("zeek/wikipedia.pcap")], &out, &[]);
+    for chart in CHARTS {
+        assert_eq!(png_size(&out.join(chart)), (1200, 700), "{chart}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,").count(),
+        CHARTS.len()
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no network fetches"
+    );
+    assert!(html.contains("<a href=\"ports.csv\">"));
+}
+
+#[test]
+fn report_rebuilds_from_parquet_with_other_options() {
+    let out = scratch("reports-rebuild");
+    analyze(&[&data("zeek/wikipedia.pcap")], &out, &["--no-charts"]);
+    assert!(!out.join("report.html").exists());
+    let before = std::fs::read_to_string(out.join("ports.csv")).unwrap();
+    std::fs::remove_file(out.join("ports.csv")).unwrap();
+    let o = sockscope(&[
+        "report",
+        out.to_str().unwrap(),
+        "--bin",
+        "10s",
+        "--top",
+        "3",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("ports.csv")).unwrap(),
+        before
+    );
+    assert!(out.join("report.html").exists());
+    let timeline = csv(&out.join("timeline.csv"));
+    let opens = timeline[0]
+        .keys()
+        .filter(|k| k.starts_with("open_") && *k != "open_at_start")
+        .count();
+    assert_eq!(opens, 3);
+    let starts: Vec<&str> = timeline
+        .iter()
+        .map(|r| r["bin_start"].as_str())
+        .take(2)
+        .collect();
+    assert!(starts[1] > starts[0]);
+}
