@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 use sockscope::analyze::AnalyzeConfig;
 use sockscope::decode::DecodeConfig;
+use sockscope::flow::Proto;
 use sockscope::flow::{FlowConfig, Timeouts};
 use sockscope::report::build::ReportOptions;
+use sockscope::sockets::{At, SocketsConfig, parse_at};
 use sockscope::source::Nanos;
 
 #[derive(Parser, Debug)]
@@ -43,6 +45,55 @@ pub enum Command {
         sockscope report out/\n  \
         sockscope report out/ --bin 10s --top 5")]
     Report(ReportArgs),
+    /// List the sockets that existed at one moment of a capture, as netstat
+    /// on the servers would have (local = the responder).
+    #[command(after_help = "Examples:\n  \
+        sockscope sockets --at 2023-11-14T22:15:00Z capture.pcap\n  \
+        sockscope sockets --at +90s capture.pcap --port 443\n  \
+        sockscope sockets --at 1700000100.25 part1.pcap part2.pcap\n\n\
+        A socket exists from its first packet to its last; the count for a port equals \
+        the open_<proto>_<port> column of timeline.csv at the same instant.")]
+    Sockets(SocketsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SocketsArgs {
+    /// The moment: epoch seconds, ISO 8601 UTC (2023-11-14T22:15:23Z), or +DURATION after the first packet.
+    #[arg(long, value_parser = at_time)]
+    pub at: At,
+    /// Only sockets on this local (server) port; prints their count.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Only this transport.
+    #[arg(long, value_parser = ["tcp", "udp", "icmp"])]
+    pub proto: Option<String>,
+    /// Capture files (pcap, pcapng, optionally gzip'd), or - for stdin.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl SocketsArgs {
+    pub fn config(&self) -> SocketsConfig {
+        SocketsConfig {
+            inputs: self.inputs.clone(),
+            at: self.at,
+            port: self.port,
+            proto: self.proto.as_deref().map(|p| match p {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => Proto::Icmp,
+            }),
+            filter: self.engine.filter.clone(),
+            decode: self.engine.decode(),
+            flow: self.engine.flow(),
+        }
+    }
+}
+
+fn at_time(s: &str) -> Result<At, String> {
+    parse_at(s, duration)
 }
 
 #[derive(Args, Debug)]

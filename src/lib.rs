@@ -10,4 +10,5 @@ pub mod analyze;
 pub mod decode;
 pub mod flow;
 pub mod report;
+pub mod sockets;
 pub mod source;

@@ -94,6 +94,47 @@ fn print_summary(s: &Summary, r: &ReportOutcome, out: &std::path::Path) {
     }
 }
 
+/// netstat-style listing on stdout.
+fn print_sockets(view: &sockscope::sockets::SocketsView, port: Option<u16>) -> std::io::Result<()> {
+    use sockscope::report::text::iso8601;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let Some(at) = view.at else {
+        return writeln!(out, "the capture has no packets");
+    };
+    writeln!(
+        out,
+        "Sockets open at {} (local = server/responder side)",
+        iso8601(at)
+    )?;
+    writeln!(
+        out,
+        "{:<6} {:<45} {:<45} State",
+        "Proto", "Local Address", "Foreign Address"
+    )?;
+    let addr = |(a, p): (sockscope::decode::Addr, u16)| {
+        if a.is_v4() {
+            format!("{a}:{p}")
+        } else {
+            format!("[{a}]:{p}")
+        }
+    };
+    for s in &view.sockets {
+        writeln!(
+            out,
+            "{:<6} {:<45} {:<45} {}",
+            s.proto.name(),
+            addr(s.local),
+            addr(s.remote),
+            s.state
+        )?;
+    }
+    match port {
+        Some(p) => writeln!(out, "{} sockets on port {p}", view.sockets.len()),
+        None => writeln!(out, "{} sockets", view.sockets.len()),
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Analyze(args) => {
@@ -111,6 +152,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Sockets(args) => {
+            let view = sockscope::sockets::sockets_at(&args.config())?;
+            match print_sockets(&view, args.port) {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Report(args) => {
             let reports = build::run(&args.dir, &args.report.options())?;

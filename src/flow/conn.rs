@@ -529,6 +529,36 @@ impl Conn {
     pub fn start(&self) -> Nanos {
         self.start
     }
+
+    pub fn uid(&self) -> u128 {
+        self.uid
+    }
+
+    /// The socket state as `netstat` on the server (the responder) would
+    /// show it now; `-` for protocols without states.
+    pub fn socket_state(&self) -> &'static str {
+        if self.proto != Proto::Tcp {
+            return "-";
+        }
+        let (o, r) = (&self.tcp.ep[self.orig], &self.tcp.ep[self.orig ^ 1]);
+        let server_closed_first = self.life.first_fin.is_some_and(|(_, h)| h != self.orig);
+        match (o.state, r.state) {
+            (EpState::Reset, _) | (_, EpState::Reset) => "CLOSED",
+            (EpState::Closed, EpState::Closed) if server_closed_first => "TIME_WAIT",
+            (EpState::Closed, EpState::Closed) => "LAST_ACK",
+            (EpState::Closed, _) => "CLOSE_WAIT",
+            (_, EpState::Closed) => "FIN_WAIT",
+            (EpState::SynSent | EpState::SynAckSent, _) | (_, EpState::SynAckSent) => "SYN_RECV",
+            (EpState::Established, EpState::Established)
+                if self.life.established.is_none() && self.life.syn_ack.is_some() =>
+            {
+                "SYN_RECV"
+            }
+            (EpState::Established | EpState::Partial, _)
+            | (_, EpState::Established | EpState::Partial) => "ESTABLISHED",
+            _ => "UNKNOWN",
+        }
+    }
 }
 
 /// A 96-bit identifier, unique per capture: a bijective mix of the creating
