@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::flow::ConnRecord;
 use crate::source::Nanos;
 
-use super::output::{AtomicFile, OutputError};
+use super::output::{Mode, OutFile, OutputError};
 use super::site::is_local;
 use super::text;
 
@@ -40,7 +40,7 @@ pub const FIELDS: &[(&str, &str)] = &[
 ];
 
 pub struct ConnLog {
-    file: AtomicFile,
+    file: OutFile,
     buf: Vec<u8>,
     header_written: bool,
     /// Connections are keyed by VLAN too: log `id.ctx.vlan`/`id.ctx.inner_vlan`.
@@ -65,9 +65,9 @@ pub fn fields(vlan_key: bool) -> Vec<(&'static str, &'static str)> {
 }
 
 impl ConnLog {
-    pub fn create(dir: &Path, vlan_key: bool) -> Result<ConnLog, OutputError> {
+    pub fn create(dir: &Path, vlan_key: bool, mode: Mode) -> Result<ConnLog, OutputError> {
         Ok(ConnLog {
-            file: AtomicFile::create(dir, "conn.log")?,
+            file: OutFile::with_mode(dir, "conn.log", mode)?,
             buf: Vec::with_capacity(1 << 16),
             header_written: false,
             vlan_key,
@@ -161,6 +161,13 @@ impl ConnLog {
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// Push every complete line to the file.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        self.file.flush()
     }
 
     /// Write `#close` and move the file into place.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::flow::{ConnRecord, Side};
 use crate::source::Nanos;
 
-use super::output::{AtomicFile, OutputError};
+use super::output::{Mode, OutFile, OutputError};
 use super::site::is_local;
 use super::text;
 
@@ -54,7 +54,7 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 pub struct ConnectionsCsv {
-    file: AtomicFile,
+    file: OutFile,
     buf: Vec<u8>,
 }
 
@@ -71,8 +71,8 @@ fn side(b: &mut Vec<u8>, s: Option<Side>) {
 }
 
 impl ConnectionsCsv {
-    pub fn create(dir: &Path) -> Result<ConnectionsCsv, OutputError> {
-        let mut file = AtomicFile::create(dir, "connections.csv")?;
+    pub fn create(dir: &Path, mode: Mode) -> Result<ConnectionsCsv, OutputError> {
+        let mut file = OutFile::with_mode(dir, "connections.csv", mode)?;
         file.write_all(format!("{}\n", COLUMNS.join(",")).as_bytes())?;
         Ok(ConnectionsCsv {
             file,
@@ -162,6 +162,13 @@ impl ConnectionsCsv {
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// Push every complete line to the file.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        self.file.flush()
     }
 
     pub fn finish(mut self) -> Result<PathBuf, OutputError> {

@@ -19,7 +19,7 @@ use crate::source::Nanos;
 use conn_log::ConnLog;
 use connections::ConnectionsCsv;
 use frame::ConnectionsParquet;
-use output::OutputError;
+use output::{Mode, OutputError};
 use summary::RecordTally;
 
 /// The per-record writers, fed as connections leave the flow table.
@@ -33,10 +33,10 @@ pub struct RecordWriters {
 }
 
 impl RecordWriters {
-    pub fn create(dir: &Path, vlan_key: bool) -> Result<RecordWriters, OutputError> {
+    pub fn create(dir: &Path, vlan_key: bool, mode: Mode) -> Result<RecordWriters, OutputError> {
         Ok(RecordWriters {
-            conn_log: ConnLog::create(dir, vlan_key)?,
-            csv: ConnectionsCsv::create(dir)?,
+            conn_log: ConnLog::create(dir, vlan_key, mode)?,
+            csv: ConnectionsCsv::create(dir, mode)?,
             parquet: ConnectionsParquet::create(dir)?,
             tally: RecordTally::default(),
             error: None,
@@ -62,6 +62,15 @@ impl RecordWriters {
         self.conn_log.write(r, &cid)?;
         self.csv.write(r, &cid)?;
         self.parquet.write(r, &cid)
+    }
+
+    /// Make every record so far visible in the journals (live capture).
+    pub fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.conn_log.flush().and_then(|_| self.csv.flush()) {
+                self.error = Some(e);
+            }
+        }
     }
 
     /// Finish every file; returns the tally of what was written.

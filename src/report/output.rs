@@ -73,22 +73,41 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), OutputError> {
     Ok(())
 }
 
-/// A buffered file written under `.NAME.tmp` and renamed to `NAME` on commit.
-pub struct AtomicFile {
+/// How a record file reaches its final name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Written as `.NAME.tmp`, renamed to `NAME` when complete (offline runs).
+    Atomic,
+    /// Written in place and flushed as it grows, so a long live capture can
+    /// be followed and loses nothing already written if it is killed.
+    Journal,
+}
+
+/// A buffered output file, atomic or journal.
+pub struct OutFile {
     tmp: PathBuf,
     path: PathBuf,
     out: BufWriter<File>,
+    mode: Mode,
 }
 
-impl AtomicFile {
-    pub fn create(dir: &Path, name: &str) -> Result<AtomicFile, OutputError> {
+impl OutFile {
+    pub fn create(dir: &Path, name: &str) -> Result<OutFile, OutputError> {
+        OutFile::with_mode(dir, name, Mode::Atomic)
+    }
+
+    pub fn with_mode(dir: &Path, name: &str, mode: Mode) -> Result<OutFile, OutputError> {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let tmp = match mode {
+            Mode::Atomic => dir.join(format!(".{name}.tmp")),
+            Mode::Journal => path.clone(),
+        };
         let file = File::create(&tmp).map_err(|e| OutputError::new(&tmp, e))?;
-        Ok(AtomicFile {
+        Ok(OutFile {
             tmp,
             path,
             out: BufWriter::with_capacity(1 << 18, file),
+            mode,
         })
     }
 
@@ -98,7 +117,18 @@ impl AtomicFile {
             .map_err(|e| OutputError::new(&self.path, e))
     }
 
-    /// Flush, sync and move into place.
+    /// Push buffered bytes to the file (journals: whole lines only).
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.out
+            .flush()
+            .map_err(|e| OutputError::new(&self.path, e))
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Flush, sync and (atomic files) move into place.
     pub fn commit(self) -> Result<PathBuf, OutputError> {
         let file = self
             .out
@@ -106,7 +136,9 @@ impl AtomicFile {
             .map_err(|e| OutputError::new(&self.path, e.into_error()))?;
         file.sync_all()
             .map_err(|e| OutputError::new(&self.path, e))?;
-        fs::rename(&self.tmp, &self.path).map_err(|e| OutputError::new(&self.path, e))?;
+        if self.mode == Mode::Atomic {
+            fs::rename(&self.tmp, &self.path).map_err(|e| OutputError::new(&self.path, e))?;
+        }
         Ok(self.path)
     }
 
@@ -117,7 +149,7 @@ impl AtomicFile {
 
 /// Write a whole small file atomically.
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, OutputError> {
-    let mut f = AtomicFile::create(dir, name)?;
+    let mut f = OutFile::create(dir, name)?;
     f.write_all(bytes)?;
     f.commit()
 }

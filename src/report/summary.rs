@@ -16,7 +16,24 @@ pub struct Summary {
     pub packets: PacketCounts,
     pub connections: ConnCounts,
     pub flow_table: TableSummary,
+    /// Live captures only: what libpcap reports about the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStats>,
     pub warnings: Vec<String>,
+}
+
+/// Kernel and interface counters of a live capture (libpcap's pcap_stats).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LiveStats {
+    pub interface: String,
+    /// Packets the kernel passed to the capture.
+    pub received: u64,
+    /// Packets dropped because the capture buffer was full.
+    pub dropped_by_kernel: u64,
+    /// Packets dropped by the interface or its driver.
+    pub dropped_by_interface: u64,
+    /// Why the capture stopped.
+    pub stopped_by: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
