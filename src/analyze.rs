@@ -233,6 +233,14 @@ impl Session {
         self.sink.send(ToWriter::Flush);
     }
 
+    /// Move the clock to `now` without a packet (live capture when idle),
+    /// so idle connections expire on time instead of waiting for traffic.
+    pub fn advance(&mut self, now: Nanos) {
+        if self.table.clock().is_some_and(|c| now > c) {
+            self.table.advance(now, &mut self.sink);
+        }
+    }
+
     pub fn table(&self) -> &FlowTable {
         &self.table
     }

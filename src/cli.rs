@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use sockscope::analyze::AnalyzeConfig;
+use sockscope::analyze::{AnalyzeConfig, SessionConfig};
+use sockscope::capture::CaptureConfig;
 use sockscope::decode::DecodeConfig;
 use sockscope::flow::Proto;
 use sockscope::flow::{FlowConfig, Timeouts};
 use sockscope::report::build::ReportOptions;
+use sockscope::report::output::Mode;
 use sockscope::sockets::{At, SocketsConfig, parse_at};
 use sockscope::source::Nanos;
+use sockscope::source::live::LiveConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +57,79 @@ pub enum Command {
         A socket exists from its first packet to its last; the count for a port equals \
         the open_<proto>_<port> column of timeline.csv at the same instant.")]
     Sockets(SocketsArgs),
+    /// Capture live from an interface: the same engine and reports, with a
+    /// live view; conn.log and connections.csv grow while it runs.
+    #[command(after_help = "Examples:\n  \
+        sudo sockscope capture -i eth0 --duration 60s --out cap/\n  \
+        sudo sockscope capture -i any --filter 'tcp port 443' --write raw.pcap --out cap/\n  \
+        sudo sockscope capture -i eth0 --count 100000 --no-promisc\n\n\
+        Stops on Ctrl-C, SIGTERM, --duration or --count, then writes every table, chart and \
+        report.html. Needs root or CAP_NET_RAW+CAP_NET_ADMIN.")]
+    Capture(CaptureArgs),
+    /// List capture interfaces.
+    Interfaces,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Interface to capture on (`any` for all).
+    #[arg(long, short)]
+    pub interface: String,
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Nanos>,
+    /// Stop after this many packets.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(i32).range(64..=262_144))]
+    pub snaplen: i32,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Kernel capture buffer in MiB.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub buffer_size: Option<u32>,
+    /// Also save the raw packets to this pcap file, for analysis later.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// Output directory (default: sockscope-IFACE-YYYYMMDD-HHMMSS).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Write into a non-empty directory that is not a previous sockscope output.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub report: ReportFlags,
+}
+
+impl CaptureArgs {
+    pub fn config(&self, default_out: PathBuf) -> CaptureConfig {
+        CaptureConfig {
+            live: LiveConfig {
+                interface: self.interface.clone(),
+                snaplen: self.snaplen,
+                promisc: !self.no_promisc,
+                buffer_mib: self.buffer_size,
+                filter: self.engine.filter.clone(),
+            },
+            session: SessionConfig {
+                out: self.out.clone().unwrap_or(default_out),
+                force: self.force,
+                decode: self.engine.decode(),
+                flow: self.engine.flow(),
+                filter: None,
+                mode: Mode::Journal,
+            },
+            duration: self
+                .duration
+                .map(|ns| std::time::Duration::from_nanos(ns as u64)),
+            count: self.count,
+            write: self.write.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@
 //! Library code never prints; the binary reports errors once.
 
 pub mod analyze;
+pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod report;

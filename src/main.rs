@@ -4,17 +4,114 @@ mod cli;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{Cli, Command};
 use sockscope::analyze::{self, Progress};
+use sockscope::capture::{LiveView, Status};
 use sockscope::report::build::{self, ReportOutcome};
 use sockscope::report::summary::Summary;
 
 /// Exit status when an input was damaged but everything before it was analysed.
 const EXIT_DAMAGED: u8 = 3;
+
+/// Set by SIGINT/SIGTERM: a live capture stops cleanly and writes its reports.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// The live view: redrawn in place on a terminal, a status line every few
+/// seconds otherwise (piped, CI).
+struct TerminalView {
+    tty: bool,
+    quiet: bool,
+    drawn: usize,
+    last_line: Option<std::time::Instant>,
+}
+
+fn human_bytes(b: f64) -> String {
+    sockscope::report::charts::si(b) + "B"
+}
+
+impl LiveView for TerminalView {
+    fn show(&mut self, s: &Status) {
+        if self.quiet {
+            return;
+        }
+        let t = s.elapsed.as_secs();
+        let states: Vec<String> = s.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let drops = format!(
+            "dropped: kernel {}, interface {}",
+            s.counters.dropped_by_kernel, s.counters.dropped_by_interface
+        );
+        if !self.tty {
+            if self.last_line.is_none_or(|l| l.elapsed().as_secs() >= 5) {
+                eprintln!(
+                    "[{:02}:{:02}:{:02}] {} packets ({:.0}/s), {}/s, {} open connections, {drops}",
+                    t / 3600,
+                    t / 60 % 60,
+                    t % 60,
+                    s.packets,
+                    s.packets_per_s,
+                    human_bytes(s.bytes_per_s),
+                    s.open
+                );
+                self.last_line = Some(std::time::Instant::now());
+            }
+            return;
+        }
+        let mut text = format!(
+            "sockscope capture - {:02}:{:02}:{:02} elapsed (Ctrl-C to stop and write reports)\n\
+             packets {} ({:.0}/s)   bytes {} ({}/s)   {drops}\n\
+             open connections {}: {}\n\n{:<12} {:>8} {:>8} {:>12}\n",
+            t / 3600,
+            t / 60 % 60,
+            t % 60,
+            s.packets,
+            s.packets_per_s,
+            human_bytes(s.bytes as f64),
+            human_bytes(s.bytes_per_s),
+            s.open,
+            if states.is_empty() {
+                "-".into()
+            } else {
+                states.join(", ")
+            },
+            "server port",
+            "clients",
+            "sockets",
+            "connections"
+        );
+        for p in &s.top {
+            text.push_str(&format!(
+                "{:<12} {:>8} {:>8} {:>12}\n",
+                format!("{}/{}", p.port, p.proto.name()),
+                p.clients,
+                p.sockets,
+                p.connections
+            ));
+        }
+        if self.drawn > 0 {
+            eprint!("\x1b[{}A\x1b[J", self.drawn);
+        }
+        eprint!("{text}");
+        self.drawn = text.lines().count();
+    }
+}
 
 struct Bar(ProgressBar);
 
@@ -160,6 +257,74 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
                 _ => Ok(ExitCode::SUCCESS),
             }
+        }
+        Command::Interfaces => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for i in sockscope::source::live::interfaces()? {
+                let flags = [
+                    (i.up, "up"),
+                    (i.running, "running"),
+                    (i.loopback, "loopback"),
+                ]
+                .iter()
+                .filter(|f| f.0)
+                .map(|f| f.1)
+                .collect::<Vec<_>>()
+                .join(",");
+                let line = format!(
+                    "{:<16} {:<24} {}{}",
+                    i.name,
+                    if flags.is_empty() {
+                        "down".to_string()
+                    } else {
+                        flags
+                    },
+                    i.addresses.join(" "),
+                    i.description
+                        .map(|d| format!("  ({d})"))
+                        .unwrap_or_default()
+                );
+                if writeln!(out, "{}", line.trim_end()).is_err() {
+                    break;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Capture(args) => {
+            install_stop_handlers();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            let (y, mo, d, h, mi, s) = sockscope::report::text::civil(now);
+            let default_out = format!(
+                "sockscope-{}-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}",
+                args.interface
+            );
+            let cfg = args.config(default_out.into());
+            let mut view = TerminalView {
+                tty: std::io::stderr().is_terminal(),
+                quiet: cli.quiet,
+                drawn: 0,
+                last_line: None,
+            };
+            let outcome = sockscope::capture::run(&cfg, &STOP, &mut view)?;
+            let reports = build::run(&cfg.session.out, &args.report.options())?;
+            if !cli.quiet {
+                print_summary(&outcome.summary, &reports, &cfg.session.out);
+                if let Some(l) = &outcome.summary.live {
+                    eprintln!(
+                        "capture on {} stopped by {}: {} packets received, dropped by kernel {}, by interface {}",
+                        l.interface,
+                        l.stopped_by,
+                        l.received,
+                        l.dropped_by_kernel,
+                        l.dropped_by_interface
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
             let reports = build::run(&args.dir, &args.report.options())?;

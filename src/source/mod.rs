@@ -11,6 +11,7 @@
 
 pub mod filter;
 mod input;
+pub mod live;
 mod merge;
 mod pcap;
 mod pcapng;
