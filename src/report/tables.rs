@@ -6,7 +6,9 @@
 //!   (`ts` .. `last_packet_ts`); concurrency counts overlapping sockets, and
 //!   at equal times an opening counts before a closing;
 //! - the server is the responder; clients are originators;
-//! - failed = S0, REJ, RSTOS0, SH (unanswered, refused, aborted attempts);
+//! - failed = S0, REJ, RSTOS0, SH with a SYN seen (unanswered, refused,
+//!   aborted attempts); Zeek also calls a connection picked up mid-stream
+//!   at its closing FIN "SH", but that one was served, not failed;
 //!   established = S1, S2, S3, SF, RSTO, RSTR.
 
 use std::path::Path;
@@ -44,6 +46,7 @@ pub fn scan(parquet: &Path) -> PolarsResult<LazyFrame> {
         col("resp_addr"),
         col("resp_port"),
         col("conn_state"),
+        col("first_syn_ts").is_not_null().alias("syn_seen"),
         col("close_reason"),
         col("ts").cast(DataType::Int64).alias("start"),
         col("last_packet_ts").cast(DataType::Int64).alias("end"),
@@ -88,7 +91,7 @@ fn peaks(conns: LazyFrame, keys: &[&str], hold: Nanos) -> PolarsResult<LazyFrame
 /// Fan-in per group of server keys (ports: proto+port; endpoints: +address).
 pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    let failed = state_in(&FAILED);
+    let failed = state_in(&FAILED).and(col("syn_seen"));
     let main = conns.clone().group_by(key_exprs.clone()).agg([
         col("resp_addr")
             .n_unique()
