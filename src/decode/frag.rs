@@ -7,7 +7,7 @@
 //! `frag_timeout` (5 minutes) of packet time. This is the one place on the
 //! packet path that allocates, and only for fragmented traffic.
 
-use etherparse::{Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice};
+use etherparse::{Ipv6ExtensionSlice, Ipv6ExtensionsSlice};
 use rustc_hash::FxHashMap;
 
 use super::{Addr, IpLayer, Skip};
@@ -42,14 +42,17 @@ impl Fragment {
 }
 
 impl Kind {
-    /// IPv4: more-fragments or a non-zero offset (DF is irrelevant).
-    pub fn of_ipv4(h: &Ipv4HeaderSlice<'_>) -> Kind {
-        let offset = u32::from(h.fragments_offset().value()) * 8;
-        if h.more_fragments() || offset != 0 {
+    /// IPv4, from the header's bytes: more-fragments or a non-zero offset
+    /// (DF is irrelevant).
+    pub fn of_ipv4(header: &[u8; 20]) -> Kind {
+        let flags_offset = u16::from_be_bytes([header[6], header[7]]);
+        let more = flags_offset & 0x2000 != 0;
+        let offset = u32::from(flags_offset & 0x1fff) * 8;
+        if more || offset != 0 {
             Kind::Part(Fragment {
-                id: u32::from(h.identification()),
+                id: u32::from(u16::from_be_bytes([header[4], header[5]])),
                 offset,
-                more: h.more_fragments(),
+                more,
             })
         } else {
             Kind::Whole
