@@ -1,23 +1,32 @@
 //! The pipeline from raw frames to written records, shared by offline
 //! analysis (capture files) and live capture.
 //!
-//! Two threads: the caller's thread decodes and tracks connections
-//! ([`Session::feed`]); a writer thread formats the records (conn.log, CSV,
-//! Parquet) as they leave the table, in batches, so formatting overlaps with
-//! reading. The fan-in tables and charts are built from connections.parquet
-//! afterwards ([`crate::report::build`]).
+//! Threads: the caller's thread reads, filters and decodes
+//! ([`Session::feed`]); connections are tracked either on that thread too
+//! (`threads` = 1, and always for live capture, whose view reads the table)
+//! or by `threads - 1` shard threads, each owning the connections whose key
+//! hashes to it; a writer thread formats the records (conn.log, CSV,
+//! Parquet) as they leave the tables, in batches. The fan-in tables and
+//! charts are built from connections.parquet afterwards
+//! ([`crate::report::build`]).
+//!
+//! Shards give the same connections as one table: every shard's clock steps
+//! through the timestamps of all packets, not only its own, so each timer
+//! fires at the packet it would fire at in a single table. Only `--max-flows`
+//! differs: each shard holds its share of the bound.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use crate::decode::{DecodeConfig, Decoder, Skip};
-use crate::flow::{ConnRecord, FlowConfig, FlowTable, RecordSink};
+use crate::decode::{DecodeConfig, Decoder, Packet, Skip};
+use crate::flow::{ConnRecord, FlowConfig, FlowTable, RecordSink, TableStats, shard_of};
 use crate::report::output::{self, Mode, OutputError};
 use crate::report::summary::{
     CaptureSpan, InputSummary, LiveStats, PacketCounts, Summary, TableSummary,
 };
+use crate::report::tables::Conns;
 use crate::report::traffic::Traffic;
 use crate::report::{RecordWriters, text};
 use crate::source::filter::{Bpf, FilterError};
@@ -32,6 +41,8 @@ pub struct AnalyzeConfig {
     pub filter: Option<String>,
     pub decode: DecodeConfig,
     pub flow: FlowConfig,
+    /// Threads on the packet path (1: read, decode and track on one).
+    pub threads: usize,
 }
 
 /// Progress reporting hooks (the binary draws a bar; the library never prints).
@@ -53,7 +64,7 @@ pub enum AnalyzeError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Filter(#[from] FilterError),
-    #[error("internal error: the record writer thread stopped unexpectedly")]
+    #[error("internal error: a worker thread stopped unexpectedly")]
     WriterLost,
 }
 
@@ -64,6 +75,9 @@ pub struct Outcome {
     /// Some input was damaged (truncated or corrupt); everything before the
     /// damage was analysed.
     pub damaged: bool,
+    /// What the fan-in tables need, if kept (offline runs): hand it to
+    /// [`crate::report::build::run`].
+    pub conns: Option<Conns>,
 }
 
 /// Records per message to the writer thread.
@@ -77,30 +91,31 @@ enum ToWriter {
     Flush,
 }
 
-/// Collects records into batches for the writer thread, reusing the
-/// vectors it hands back.
+/// Collects records into batches for the writer thread.
 struct Batcher {
     buf: Vec<ConnRecord>,
     tx: SyncSender<ToWriter>,
-    spare: Receiver<Vec<ConnRecord>>,
     lost: bool,
 }
 
 impl Batcher {
+    fn new(tx: SyncSender<ToWriter>) -> Batcher {
+        Batcher {
+            buf: Vec::with_capacity(BATCH),
+            tx,
+            lost: false,
+        }
+    }
+
     fn send(&mut self, msg: ToWriter) {
         self.lost |= self.tx.send(msg).is_err();
     }
 
     fn flush(&mut self) {
-        if self.buf.is_empty() {
-            return;
+        if !self.buf.is_empty() {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+            self.send(ToWriter::Records(full));
         }
-        let next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-        let full = std::mem::replace(&mut self.buf, next);
-        self.send(ToWriter::Records(full));
     }
 }
 
@@ -113,6 +128,166 @@ impl RecordSink for Batcher {
     }
 }
 
+/// One connection table with the batches its records leave in and the
+/// traffic it counts.
+struct Tracker {
+    table: FlowTable,
+    sink: Batcher,
+    traffic: Traffic,
+}
+
+/// What a tracker leaves when the input ends.
+struct Tracked {
+    stats: TableStats,
+    traffic: Traffic,
+    lost: bool,
+}
+
+impl Tracker {
+    fn new(flow: FlowConfig, tx: SyncSender<ToWriter>) -> Tracker {
+        Tracker {
+            table: FlowTable::new(flow),
+            sink: Batcher::new(tx),
+            traffic: Traffic::default(),
+        }
+    }
+
+    fn packet(&mut self, pkt: &Packet) {
+        let to_server = self.table.process(pkt, &mut self.sink);
+        self.traffic.add(pkt.ts, pkt.ip_len, to_server);
+    }
+
+    /// A shard's share of a batch: its own packets, and the clock stepped
+    /// through everyone else's.
+    fn batch(&mut self, b: &ShardBatch) {
+        if let Some(first) = b.times.first() {
+            self.traffic.start(*first);
+        }
+        let mut own = b.packets.iter().peekable();
+        for (i, &ts) in b.times.iter().enumerate() {
+            match own.peek() {
+                Some((j, pkt)) if *j as usize == i => {
+                    self.packet(pkt);
+                    own.next();
+                }
+                _ => self.table.advance(ts, &mut self.sink),
+            }
+        }
+    }
+
+    fn finish(mut self) -> Tracked {
+        self.table.finish(&mut self.sink);
+        self.sink.flush();
+        Tracked {
+            stats: self.table.stats(),
+            traffic: self.traffic,
+            lost: self.sink.lost,
+        }
+    }
+}
+
+/// Decoded packets per message to the shards.
+const SHARD_BATCH: usize = 2048;
+
+/// A batch for one shard: the times of all packets in the batch, and this
+/// shard's packets with their index among them.
+struct ShardBatch {
+    times: Vec<Nanos>,
+    packets: Vec<(u32, Packet)>,
+}
+
+/// Shard threads and the batch being filled for them.
+struct Shards {
+    vlan_key: bool,
+    txs: Vec<SyncSender<ShardBatch>>,
+    threads: Vec<JoinHandle<Tracked>>,
+    times: Vec<Nanos>,
+    pending: Vec<Vec<(u32, Packet)>>,
+}
+
+impl Shards {
+    fn start(n: usize, flow: &FlowConfig, writer: &SyncSender<ToWriter>) -> Shards {
+        let mut share = flow.clone();
+        share.max_flows = flow.max_flows.div_ceil(n).max(1);
+        let (mut txs, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let (tx, rx) = sync_channel::<ShardBatch>(4);
+            let mut tracker = Tracker::new(share.clone(), writer.clone());
+            threads.push(std::thread::spawn(move || {
+                for batch in rx {
+                    tracker.batch(&batch);
+                }
+                tracker.finish()
+            }));
+            txs.push(tx);
+        }
+        Shards {
+            vlan_key: flow.vlan_key,
+            txs,
+            threads,
+            times: Vec::with_capacity(SHARD_BATCH),
+            pending: (0..n).map(|_| Vec::with_capacity(SHARD_BATCH)).collect(),
+        }
+    }
+
+    fn push(&mut self, pkt: Packet) {
+        let shard = match self.txs.len() {
+            1 => 0,
+            n => shard_of(&pkt, self.vlan_key, n),
+        };
+        self.pending[shard].push((self.times.len() as u32, pkt));
+        self.times.push(pkt.ts);
+        if self.times.len() >= SHARD_BATCH {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.times.is_empty() {
+            return;
+        }
+        let times = std::mem::replace(&mut self.times, Vec::with_capacity(SHARD_BATCH));
+        for (tx, pending) in self.txs.iter().zip(&mut self.pending) {
+            let packets = std::mem::replace(pending, Vec::with_capacity(SHARD_BATCH));
+            // A shard that is gone shows up as lost when it is joined.
+            let _ = tx.send(ShardBatch {
+                times: times.clone(),
+                packets,
+            });
+        }
+    }
+
+    /// Send what is left, stop the shards and combine what they tracked.
+    fn finish(mut self) -> Option<Tracked> {
+        self.send();
+        drop(self.txs);
+        let mut all = Tracked {
+            stats: TableStats::default(),
+            traffic: Traffic::default(),
+            lost: false,
+        };
+        for thread in self.threads {
+            let t = thread.join().ok()?;
+            let (a, b) = (&mut all.stats, t.stats);
+            a.packets += b.packets;
+            a.connections += b.connections;
+            a.evicted += b.evicted;
+            a.late_packets += b.late_packets;
+            // The shards' peaks may fall at different times: an upper bound.
+            a.peak_flows += b.peak_flows;
+            all.traffic.merge(t.traffic);
+            all.lost |= t.lost;
+        }
+        Some(all)
+    }
+}
+
+/// Where decoded packets go.
+enum Flows {
+    Inline(Box<Tracker>),
+    Sharded(Shards),
+}
+
 /// Output settings of a session.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -123,65 +298,67 @@ pub struct SessionConfig {
     /// Files-side BPF (live capture filters in the kernel instead).
     pub filter: Option<String>,
     pub mode: Mode,
+    /// Threads on the packet path: 1 tracks on the caller's thread, more
+    /// start `threads - 1` shard threads.
+    pub threads: usize,
 }
 
 /// One run of the engine: frames in, records written.
 pub struct Session {
     cfg: SessionConfig,
     decoder: Decoder,
-    table: FlowTable,
+    flows: Flows,
     bpf: Option<Bpf>,
-    sink: Batcher,
+    /// The caller's line to the writer (conn.log's header, live flushes).
+    writer_tx: Batcher,
     writer: JoinHandle<RecordWriters>,
     counts: PacketCounts,
     skipped: BTreeMap<Skip, u64>,
     span: Option<(Nanos, Nanos)>,
     warnings: Vec<String>,
     inputs: Vec<InputSummary>,
-    traffic: Traffic,
 }
 
 impl Session {
     pub fn start(cfg: SessionConfig, inputs: Vec<InputSummary>) -> Result<Session, AnalyzeError> {
         let bpf = cfg.filter.as_deref().map(Bpf::new).transpose()?;
         output::prepare_dir(&cfg.out, cfg.force)?;
-        let mut writers = RecordWriters::create(&cfg.out, cfg.flow.vlan_key, cfg.mode)?;
+        // Offline runs keep the table columns for the reports; a live
+        // capture may run for days, so its reports read them back instead.
+        let keep = cfg.mode == Mode::Atomic;
+        let mut writers = RecordWriters::create(&cfg.out, cfg.flow.vlan_key, cfg.mode, keep)?;
         let (tx, rx) = sync_channel::<ToWriter>(4);
-        let (spare_tx, spare) = sync_channel::<Vec<ConnRecord>>(4);
         let writer = std::thread::spawn(move || {
             for msg in rx {
                 match msg {
                     ToWriter::Open(ts) => writers.open(ts),
-                    ToWriter::Records(mut batch) => {
+                    ToWriter::Records(batch) => {
                         for r in &batch {
                             writers.record(r);
                         }
-                        batch.clear();
-                        let _ = spare_tx.try_send(batch);
                     }
                     ToWriter::Flush => writers.flush(),
                 }
             }
             writers
         });
+        let flows = if cfg.threads > 1 {
+            Flows::Sharded(Shards::start(cfg.threads - 1, &cfg.flow, &tx))
+        } else {
+            Flows::Inline(Box::new(Tracker::new(cfg.flow.clone(), tx.clone())))
+        };
         Ok(Session {
             decoder: Decoder::new(cfg.decode),
-            table: FlowTable::new(cfg.flow.clone()),
+            flows,
             cfg,
             bpf,
-            sink: Batcher {
-                buf: Vec::with_capacity(BATCH),
-                tx,
-                spare,
-                lost: false,
-            },
+            writer_tx: Batcher::new(tx),
             writer,
             counts: PacketCounts::default(),
             skipped: BTreeMap::new(),
             span: None,
             warnings: Vec::new(),
             inputs,
-            traffic: Traffic::default(),
         })
     }
 
@@ -194,7 +371,7 @@ impl Session {
         }
         self.span = Some(match self.span {
             None => {
-                self.sink.send(ToWriter::Open(raw.ts));
+                self.writer_tx.send(ToWriter::Open(raw.ts));
                 (raw.ts, raw.ts)
             }
             Some((a, b)) => (a.min(raw.ts), b.max(raw.ts)),
@@ -208,8 +385,10 @@ impl Session {
         match decoded {
             Ok(pkt) => {
                 self.counts.analyzed += 1;
-                let to_server = self.table.process(&pkt, &mut self.sink);
-                self.traffic.add(pkt.ts, pkt.ip_len, to_server);
+                match &mut self.flows {
+                    Flows::Inline(t) => t.packet(&pkt),
+                    Flows::Sharded(s) => s.push(pkt),
+                }
             }
             Err(skip) => *self.skipped.entry(skip).or_default() += 1,
         }
@@ -227,22 +406,31 @@ impl Session {
         self.warnings.push(e.to_string());
     }
 
-    /// Hand every finished connection to the writer and make it visible on disk.
+    /// Hand every finished connection to the writer and make it visible on
+    /// disk (live capture, which tracks on the caller's thread).
     pub fn flush(&mut self) {
-        self.sink.flush();
-        self.sink.send(ToWriter::Flush);
+        if let Flows::Inline(t) = &mut self.flows {
+            t.sink.flush();
+        }
+        self.writer_tx.send(ToWriter::Flush);
     }
 
     /// Move the clock to `now` without a packet (live capture when idle),
     /// so idle connections expire on time instead of waiting for traffic.
     pub fn advance(&mut self, now: Nanos) {
-        if self.table.clock().is_some_and(|c| now > c) {
-            self.table.advance(now, &mut self.sink);
+        if let Flows::Inline(t) = &mut self.flows {
+            if t.table.clock().is_some_and(|c| now > c) {
+                t.table.advance(now, &mut t.sink);
+            }
         }
     }
 
-    pub fn table(&self) -> &FlowTable {
-        &self.table
+    /// The connection table, when it lives on the caller's thread.
+    pub fn table(&self) -> Option<&FlowTable> {
+        match &self.flows {
+            Flows::Inline(t) => Some(&t.table),
+            Flows::Sharded(_) => None,
+        }
     }
 
     pub fn packets_read(&self) -> u64 {
@@ -254,19 +442,21 @@ impl Session {
     }
 
     /// End of input: flush the table, finish every file, write summary.json.
-    pub fn finish(mut self, live: Option<LiveStats>) -> Result<Outcome, AnalyzeError> {
-        self.table.finish(&mut self.sink);
-        self.sink.flush();
-        let lost = self.sink.lost;
-        drop(self.sink);
-        let written = match self.writer.join() {
-            Ok(w) if !lost => w,
+    pub fn finish(self, live: Option<LiveStats>) -> Result<Outcome, AnalyzeError> {
+        let tracked = match self.flows {
+            Flows::Inline(t) => Some(t.finish()),
+            Flows::Sharded(s) => s.finish(),
+        };
+        let lost = self.writer_tx.lost;
+        drop(self.writer_tx);
+        let (tracked, written) = match (tracked, self.writer.join()) {
+            (Some(t), Ok(w)) if !lost && !t.lost => (t, w),
             _ => return Err(AnalyzeError::WriterLost),
         };
         let (first, last) = self.span.unwrap_or((0, 0));
-        let tally = written.finish(first, last)?;
-        self.traffic.write(&self.cfg.out)?;
-        let stats = self.table.stats();
+        let (tally, conns) = written.finish(first, last)?;
+        tracked.traffic.write(&self.cfg.out)?;
+        let stats = tracked.stats;
         let mut counts = self.counts;
         counts.late = stats.late_packets;
         counts.incomplete_fragment_datagrams = self.decoder.pending_fragments() as u64;
@@ -306,7 +496,11 @@ impl Session {
         };
         let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
         output::write_file(&self.cfg.out, "summary.json", &json)?;
-        Ok(Outcome { summary, damaged })
+        Ok(Outcome {
+            summary,
+            damaged,
+            conns,
+        })
     }
 }
 
@@ -347,6 +541,7 @@ pub fn run(cfg: &AnalyzeConfig, progress: &dyn Progress) -> Result<Outcome, Anal
             flow: cfg.flow.clone(),
             filter: cfg.filter.clone(),
             mode: Mode::Atomic,
+            threads: cfg.threads,
         },
         inputs,
     )?;

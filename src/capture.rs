@@ -73,7 +73,7 @@ fn status(session: &Session, top: usize) -> Status {
     type Fanin = (HashSet<Addr>, HashSet<(Addr, u16)>, usize);
     let mut ports: HashMap<(Proto, u16), Fanin> = HashMap::new();
     let mut open = 0;
-    for c in session.table().connections() {
+    for c in session.table().into_iter().flat_map(|t| t.connections()) {
         open += 1;
         *states.entry(c.socket_state()).or_default() += 1;
         let (orig, resp) = c.endpoints();

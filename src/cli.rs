@@ -122,6 +122,8 @@ impl CaptureArgs {
                 flow: self.engine.flow(),
                 filter: None,
                 mode: Mode::Journal,
+                // The live view reads the table, so it stays on one thread.
+                threads: 1,
             },
             duration: self
                 .duration
@@ -216,6 +218,10 @@ pub struct AnalyzeArgs {
     /// Write into a non-empty directory that is not a previous sockscope output.
     #[arg(long)]
     pub force: bool,
+    /// Threads on the packet path: one reads and decodes, the others track
+    /// connections (1: all on one thread). Default: the number of CPUs.
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -291,6 +297,10 @@ impl AnalyzeArgs {
             filter: self.engine.filter.clone(),
             decode: self.engine.decode(),
             flow: self.engine.flow(),
+            threads: self.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
         }
     }
 }

@@ -236,11 +236,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Analyze(args) => {
             let cfg = args.config();
-            let outcome = analyze::run(&cfg, &progress_bar(cli.quiet))?;
+            let mut outcome = analyze::run(&cfg, &progress_bar(cli.quiet))?;
             for w in &outcome.summary.warnings {
                 eprintln!("sockscope: warning: {w}");
             }
-            let reports = build::run(&cfg.out, &args.report.options())?;
+            let reports = build::run(&cfg.out, &args.report.options(), outcome.conns.take())?;
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.out);
             }
@@ -309,8 +309,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 drawn: 0,
                 last_line: None,
             };
-            let outcome = sockscope::capture::run(&cfg, &STOP, &mut view)?;
-            let reports = build::run(&cfg.session.out, &args.report.options())?;
+            let mut outcome = sockscope::capture::run(&cfg, &STOP, &mut view)?;
+            let reports = build::run(
+                &cfg.session.out,
+                &args.report.options(),
+                outcome.conns.take(),
+            )?;
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.session.out);
                 if let Some(l) = &outcome.summary.live {
@@ -327,7 +331,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
-            let reports = build::run(&args.dir, &args.report.options())?;
+            let reports = build::run(&args.dir, &args.report.options(), None)?;
             if !cli.quiet {
                 let summary = build::read_summary(&args.dir)?;
                 print_summary(&summary, &reports, &args.dir);

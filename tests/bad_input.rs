@@ -156,6 +156,16 @@ fn refuses_a_foreign_non_empty_directory() {
 }
 
 #[test]
+fn rewrites_its_own_previous_output_without_force() {
+    let dir = scratch("rerun-own-output");
+    let out = dir.join("out");
+    for _ in 0..2 {
+        let (code, err) = run(&data("zeek/dhcp.pcap"), &out);
+        assert_eq!((code, err.as_str()), (0, ""));
+    }
+}
+
+#[test]
 fn bad_filter_expression() {
     let dir = scratch("bad-filter");
     let o = sockscope(&[

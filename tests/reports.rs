@@ -5,8 +5,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use common::{analyze, data, scratch, sockscope};
 
@@ -24,25 +25,36 @@ fn csv(path: &Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// A small capture from the benchmark generator (with its truth file),
+/// generated once for all tests here.
+fn generated() -> &'static Path {
+    static PCAP: OnceLock<PathBuf> = OnceLock::new();
+    PCAP.get_or_init(|| {
+        let pcap = scratch("reports-generated").join("gen.pcap");
+        let generator = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
+            .args(["--size-mb", "1.2", "--seed", "7", "-o"])
+            .arg(&pcap)
+            .output()
+            .expect("python3 runs the generator");
+        assert!(
+            generator.status.success(),
+            "{}",
+            String::from_utf8_lossy(&generator.stderr)
+        );
+        pcap
+    })
+}
+
 #[test]
 fn ports_csv_matches_the_generator_truth() {
     let dir = scratch("reports-truth");
-    let pcap = dir.join("gen.pcap");
-    let generator = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
-        .args(["--size-mb", "1.2", "--seed", "7", "-o"])
-        .arg(&pcap)
-        .output()
-        .expect("python3 runs the generator");
-    assert!(
-        generator.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generator.stderr)
-    );
+    let pcap = generated();
     let out = dir.join("out");
-    analyze(&[&pcap], &out, &["--no-charts"]);
+    analyze(&[pcap], &out, &["--no-charts"]);
     let truth: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("gen.pcap.truth.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(pcap.with_extension("pcap.truth.json")).unwrap())
+            .unwrap();
     let ports: HashMap<String, HashMap<String, String>> = csv(&out.join("ports.csv"))
         .into_iter()
         .filter(|r| r["proto"] == "tcp")
@@ -161,4 +173,45 @@ fn report_rebuilds_from_parquet_with_other_options() {
         .take(2)
         .collect();
     assert!(starts[1] > starts[0]);
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("#open") && !l.starts_with("#close"))
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn shard_threads_and_report_rebuilds_give_identical_results() {
+    let dir = scratch("reports-threads");
+    let pcap = generated();
+    let one = dir.join("one");
+    let three = dir.join("three");
+    analyze(&[pcap], &one, &["--no-charts", "--threads", "1"]);
+    analyze(&[pcap], &three, &["--no-charts", "--threads", "3"]);
+    for file in ["conn.log", "connections.csv"] {
+        let lines = sorted_lines(&one.join(file));
+        assert!(lines.len() > 100, "{file}");
+        assert_eq!(lines, sorted_lines(&three.join(file)), "{file}");
+    }
+    // Tables built from the analysis' own records, from other threads, and
+    // rebuilt from connections.parquet are the same bytes.
+    let rebuilt = dir.join("rebuilt");
+    std::fs::create_dir_all(&rebuilt).unwrap();
+    for f in ["connections.parquet", "traffic.parquet", "summary.json"] {
+        std::fs::copy(one.join(f), rebuilt.join(f)).unwrap();
+    }
+    let o = sockscope(&["report", rebuilt.to_str().unwrap(), "--no-charts"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for table in ["ports.csv", "endpoints.csv", "clients.csv", "timeline.csv"] {
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(table)).unwrap();
+        let want = read(&one);
+        assert!(want == read(&three), "{table} differs with --threads 3");
+        assert!(want == read(&rebuilt), "{table} differs when rebuilt");
+    }
 }

@@ -6,15 +6,16 @@
 
 use crate::decode::Addr;
 
-/// Compute the Community ID of a connection from its two endpoints.
+/// Append the Community ID of a connection, from its two endpoints, to `out`.
 pub fn community_id(
+    out: &mut String,
     src: Addr,
     sport: u16,
     dst: Addr,
     dport: u16,
     ip_proto: u8,
     directional: bool,
-) -> String {
+) {
     let (a, ap, b, bp) = if directional || (src.wire(), sport) <= (dst.wire(), dport) {
         (src, sport, dst, dport)
     } else {
@@ -29,15 +30,19 @@ pub fn community_id(
     // for every protocol it does not know, and includes them).
     h.update(&ap.to_be_bytes());
     h.update(&bp.to_be_bytes());
-    let mut out = String::with_capacity(30);
     out.push_str("1:");
-    crate::report::text::base64(&h.digest().bytes(), &mut out);
-    out
+    crate::report::text::base64(&h.digest().bytes(), out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cid(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8, directional: bool) -> String {
+        let mut out = String::new();
+        community_id(&mut out, src, sport, dst, dport, proto, directional);
+        out
+    }
 
     fn v4(s: &str) -> Addr {
         let ip: std::net::Ipv4Addr = s.parse().unwrap();
@@ -48,7 +53,7 @@ mod tests {
     #[test]
     fn spec_tcp_and_udp() {
         assert_eq!(
-            community_id(
+            cid(
                 v4("128.232.110.120"),
                 34855,
                 v4("66.35.250.204"),
@@ -59,7 +64,7 @@ mod tests {
             "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
         );
         assert_eq!(
-            community_id(
+            cid(
                 v4("66.35.250.204"),
                 80,
                 v4("128.232.110.120"),
@@ -70,7 +75,7 @@ mod tests {
             "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
         );
         assert_eq!(
-            community_id(v4("192.168.1.52"), 54585, v4("8.8.8.8"), 53, 17, false),
+            cid(v4("192.168.1.52"), 54585, v4("8.8.8.8"), 53, 17, false),
             "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
         );
     }

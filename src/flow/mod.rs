@@ -79,6 +79,33 @@ pub struct TableStats {
 
 const NIL: u32 = u32::MAX;
 
+fn key_of(pkt: &Packet, tuple: &conn::Tuple, vlan_key: bool) -> FlowKey {
+    let (vlan, inner_vlan) = if vlan_key {
+        (pkt.vlan, pkt.inner_vlan)
+    } else {
+        (None, None)
+    };
+    FlowKey::new(
+        pkt.src,
+        tuple.src_port,
+        pkt.dst,
+        tuple.dst_port,
+        pkt.ip_proto,
+        tuple.directional,
+        vlan,
+        inner_vlan,
+    )
+    .0
+}
+
+/// Which of `shards` tables a packet belongs to: both directions of a
+/// connection, and every packet of it, land in the same one.
+pub fn shard_of(pkt: &Packet, vlan_key: bool, shards: usize) -> usize {
+    let key = key_of(pkt, &conn::Tuple::of(pkt), vlan_key);
+    // Multiply-shift uses the hash's high bits, the well-mixed ones.
+    ((u128::from(key.shard_hash()) * shards as u128) >> 64) as usize
+}
+
 struct Slot {
     conn: Conn,
     /// Bumped whenever the slot is freed, so stale timer entries are ignored.
@@ -157,21 +184,7 @@ impl FlowTable {
         self.advance(now, sink);
 
         let tuple = conn::Tuple::of(pkt);
-        let (vlan, inner_vlan) = if self.cfg.vlan_key {
-            (pkt.vlan, pkt.inner_vlan)
-        } else {
-            (None, None)
-        };
-        let (key, _) = FlowKey::new(
-            pkt.src,
-            tuple.src_port,
-            pkt.dst,
-            tuple.dst_port,
-            pkt.ip_proto,
-            tuple.directional,
-            vlan,
-            inner_vlan,
-        );
+        let key = key_of(pkt, &tuple, self.cfg.vlan_key);
         let idx = match self.map.get(&key).copied() {
             Some(i) if self.slots[i as usize].conn.is_reuse(pkt, now) => {
                 self.remove(i, CloseReason::Timeout, sink);

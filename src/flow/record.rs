@@ -6,8 +6,10 @@ use crate::source::Nanos;
 
 use super::history::History;
 
-/// Transport as logged in conn.log's `proto`.
+/// Transport as logged in conn.log's `proto`; `as u8` is the position in
+/// [`Proto::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Proto {
     Tcp,
     Udp,
@@ -16,6 +18,8 @@ pub enum Proto {
 }
 
 impl Proto {
+    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Unknown];
+
     pub fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",

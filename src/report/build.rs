@@ -12,7 +12,7 @@ use crate::source::Nanos;
 
 use super::output::{self, OutputError};
 use super::summary::Summary;
-use super::tables;
+use super::tables::{self, Conns};
 use super::timeline::{self, Bins};
 use super::traffic::Traffic;
 use super::{charts, html};
@@ -114,12 +114,16 @@ fn tidy(df: DataFrame) -> PolarsResult<DataFrame> {
 
 fn write_table(
     dir: &Path,
+    conns: &Conns,
     stem: &str,
     df: DataFrame,
     files: &mut Vec<PathBuf>,
 ) -> Result<DataFrame, ReportError> {
     let csv = format!("{stem}.csv");
-    let mut df = tidy(df).map_err(data_err(&dir.join(&csv)))?;
+    let mut df = conns
+        .names(df)
+        .and_then(tidy)
+        .map_err(data_err(&dir.join(&csv)))?;
     let df = &mut df;
     let tmp = dir.join(format!(".{csv}.tmp"));
     let path = dir.join(&csv);
@@ -175,52 +179,83 @@ fn top_ports(ports: &DataFrame, n: usize) -> PolarsResult<Vec<PortRow>> {
         .collect())
 }
 
-/// Build the tables (and charts and report.html unless disabled) in `dir`.
-pub fn run(dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
+/// Build the tables (and charts and report.html unless disabled) in `dir`,
+/// from `conns` if the analysis kept them, else from connections.parquet.
+pub fn run(
+    dir: &Path,
+    opts: &ReportOptions,
+    conns: Option<Conns>,
+) -> Result<ReportOutcome, ReportError> {
     output::prepare_dir(dir, true)?;
     let summary = read_summary(dir)?;
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
-    let conns = tables::scan(&parquet).map_err(&err)?;
+    let conns = match conns {
+        Some(c) => c,
+        None => Conns::load(&parquet).map_err(&err)?,
+    };
     let first = (summary.capture.first_ts.unwrap_or(0.0) * 1e9) as Nanos;
     let last = (summary.capture.last_ts.unwrap_or(0.0) * 1e9) as Nanos;
     let secs = summary.capture.duration_s;
-    let mut files = Vec::new();
-
-    let ports = tables::fanin(
-        conns.clone().with_column(col("resp_port").alias("port")),
-        &["proto", "port"],
-        secs,
-    )
-    .map_err(&err)?
-    .collect()
-    .map_err(&err)?;
-    let ports = write_table(dir, "ports", ports, &mut files)?;
-    let endpoints = tables::fanin(
-        conns
-            .clone()
-            .with_column(col("resp_addr").alias("server"))
-            .with_column(col("resp_port").alias("port")),
-        &["proto", "server", "port"],
-        secs,
-    )
-    .map_err(&err)?
-    .collect()
-    .map_err(&err)?;
-    write_table(dir, "endpoints", endpoints, &mut files)?;
-    let clients = tables::clients(conns.clone())
-        .map_err(&err)?
-        .collect()
-        .map_err(&err)?;
-    let clients = write_table(dir, "clients", clients, &mut files)?;
-
-    let top = top_ports(&ports, opts.top).map_err(&err)?;
-    let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
+    let bins = Bins::new(first, last, opts.bin);
     let traffic_path = dir.join("traffic.parquet");
     let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
-    let bins = Bins::new(first, last, opts.bin);
-    let tl = timeline::timeline(conns, &bins, &series, &traffic).map_err(&err)?;
-    let tl = write_table(dir, "timeline", tl, &mut files)?;
+
+    // Two independent halves, one per core: ports then the timeline (whose
+    // series are the top ports), and endpoints then clients.
+    let (by_port, by_client) = std::thread::scope(|scope| {
+        let by_client = scope.spawn(|| -> Result<_, ReportError> {
+            let mut files = Vec::new();
+            let endpoints = tables::fanin(
+                conns
+                    .frame
+                    .clone()
+                    .with_column(col("resp_addr").alias("server"))
+                    .with_column(col("resp_port").alias("port")),
+                &["proto", "server", "port"],
+                secs,
+            )
+            .and_then(LazyFrame::collect)
+            .map_err(&err)?;
+            write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
+            let clients = tables::clients(conns.frame.clone())
+                .and_then(LazyFrame::collect)
+                .map_err(&err)?;
+            let clients = write_table(dir, &conns, "clients", clients, &mut files)?;
+            Ok((clients, files))
+        });
+        let by_port = (|| -> Result<_, ReportError> {
+            let mut files = Vec::new();
+            let ports = tables::fanin(
+                conns
+                    .frame
+                    .clone()
+                    .with_column(col("resp_port").alias("port")),
+                &["proto", "port"],
+                secs,
+            )
+            .and_then(LazyFrame::collect)
+            .map_err(&err)?;
+            let ports = write_table(dir, &conns, "ports", ports, &mut files)?;
+            let top = top_ports(&ports, opts.top).map_err(&err)?;
+            let series: Vec<(String, u16)> =
+                top.iter().map(|r| (r.proto.clone(), r.port)).collect();
+            let tl =
+                timeline::timeline(conns.frame.clone(), &bins, &series, &traffic).map_err(&err)?;
+            let tl = write_table(dir, &conns, "timeline", tl, &mut files)?;
+            Ok((ports, top, tl, files))
+        })();
+        let by_client = by_client.join().unwrap_or_else(|_| {
+            Err(ReportError::Data {
+                path: dir.to_path_buf(),
+                message: "internal error: the table thread stopped unexpectedly".into(),
+            })
+        });
+        (by_port, by_client)
+    });
+    let (ports, top, tl, mut files) = by_port?;
+    let (clients, client_files) = by_client?;
+    files.extend(client_files);
 
     if opts.charts {
         let all = LazyFrame::scan_parquet(

@@ -9,7 +9,7 @@ use crate::source::Nanos;
 
 use super::output::{Mode, OutFile, OutputError};
 use super::site::is_local;
-use super::text;
+use super::{RecordText, text};
 
 pub const FIELDS: &[(&str, &str)] = &[
     ("ts", "time"),
@@ -93,20 +93,20 @@ impl ConnLog {
         self.file.write_all(head.as_bytes())
     }
 
-    pub fn write(&mut self, r: &ConnRecord, community_id: &str) -> Result<(), OutputError> {
+    pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
         if !self.header_written {
             self.header(r.start)?;
         }
         let b = &mut self.buf;
         text::secs6(b, r.start);
         b.push(b'\t');
-        text::uid(b, r.uid);
+        b.extend_from_slice(t.uid().as_bytes());
         b.push(b'\t');
-        text::addr(b, r.orig);
+        b.extend_from_slice(t.orig().as_bytes());
         b.push(b'\t');
         text::uint(b, u64::from(r.orig_port));
         b.push(b'\t');
-        text::addr(b, r.resp);
+        b.extend_from_slice(t.resp().as_bytes());
         b.push(b'\t');
         text::uint(b, u64::from(r.resp_port));
         b.push(b'\t');
@@ -150,7 +150,7 @@ impl ConnLog {
         b.extend_from_slice(b"\t-\t");
         text::uint(b, u64::from(r.ip_proto));
         b.push(b'\t');
-        b.extend_from_slice(community_id.as_bytes());
+        b.extend_from_slice(t.community_id().as_bytes());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b'\t');
             opt(b, v);

@@ -10,7 +10,7 @@ use crate::source::Nanos;
 
 use super::output::{Mode, OutFile, OutputError};
 use super::site::is_local;
-use super::text;
+use super::{RecordText, text};
 
 /// Column names, in order; documented in the README.
 pub const COLUMNS: &[&str] = &[
@@ -80,18 +80,18 @@ impl ConnectionsCsv {
         })
     }
 
-    pub fn write(&mut self, r: &ConnRecord, community_id: &str) -> Result<(), OutputError> {
+    pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
         let b = &mut self.buf;
         let l = &r.lifecycle;
-        text::uid(b, r.uid);
+        b.extend_from_slice(t.uid().as_bytes());
         b.push(b',');
         text::secs6(b, r.start);
         b.push(b',');
-        text::addr(b, r.orig);
+        b.extend_from_slice(t.orig().as_bytes());
         b.push(b',');
         text::uint(b, u64::from(r.orig_port));
         b.push(b',');
-        text::addr(b, r.resp);
+        b.extend_from_slice(t.resp().as_bytes());
         b.push(b',');
         text::uint(b, u64::from(r.resp_port));
         b.push(b',');
@@ -125,7 +125,7 @@ impl ConnectionsCsv {
             text::uint(b, v);
         }
         b.push(b',');
-        b.extend_from_slice(community_id.as_bytes());
+        b.extend_from_slice(t.community_id().as_bytes());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b',');
             if let Some(v) = v {

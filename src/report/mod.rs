@@ -22,22 +22,86 @@ use frame::ConnectionsParquet;
 use output::{Mode, OutputError};
 use summary::RecordTally;
 
+/// The text fields every writer needs, formatted once per record into
+/// buffers reused from record to record.
+#[derive(Default)]
+pub struct RecordText {
+    uid: Vec<u8>,
+    orig: Vec<u8>,
+    resp: Vec<u8>,
+    community_id: String,
+}
+
+impl RecordText {
+    pub fn fill(&mut self, r: &ConnRecord) {
+        self.uid.clear();
+        text::uid(&mut self.uid, r.uid);
+        self.orig.clear();
+        text::addr(&mut self.orig, r.orig);
+        self.resp.clear();
+        text::addr(&mut self.resp, r.resp);
+        self.community_id.clear();
+        community_id(
+            &mut self.community_id,
+            r.orig,
+            r.orig_port,
+            r.resp,
+            r.resp_port,
+            r.ip_proto,
+            r.directional,
+        );
+    }
+
+    pub fn uid(&self) -> &str {
+        ascii(&self.uid)
+    }
+
+    pub fn orig(&self) -> &str {
+        ascii(&self.orig)
+    }
+
+    pub fn resp(&self) -> &str {
+        ascii(&self.resp)
+    }
+
+    pub fn community_id(&self) -> &str {
+        &self.community_id
+    }
+}
+
+/// The formatters write ASCII only, so this never comes out empty.
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
 /// The per-record writers, fed as connections leave the flow table.
 pub struct RecordWriters {
     conn_log: ConnLog,
     csv: ConnectionsCsv,
     parquet: ConnectionsParquet,
+    text: RecordText,
+    /// The columns the fan-in tables need, kept for them (offline runs).
+    conns: Option<tables::ConnsBuilder>,
     pub tally: RecordTally,
     /// The first write error; later records are dropped once one occurred.
     error: Option<OutputError>,
 }
 
 impl RecordWriters {
-    pub fn create(dir: &Path, vlan_key: bool, mode: Mode) -> Result<RecordWriters, OutputError> {
+    /// `keep` keeps what the fan-in tables need in memory, so they are built
+    /// without reading connections.parquet back.
+    pub fn create(
+        dir: &Path,
+        vlan_key: bool,
+        mode: Mode,
+        keep: bool,
+    ) -> Result<RecordWriters, OutputError> {
         Ok(RecordWriters {
             conn_log: ConnLog::create(dir, vlan_key, mode)?,
             csv: ConnectionsCsv::create(dir, mode)?,
             parquet: ConnectionsParquet::create(dir)?,
+            text: RecordText::default(),
+            conns: keep.then(tables::ConnsBuilder::default),
             tally: RecordTally::default(),
             error: None,
         })
@@ -51,17 +115,13 @@ impl RecordWriters {
     }
 
     fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
-        let cid = community_id(
-            r.orig,
-            r.orig_port,
-            r.resp,
-            r.resp_port,
-            r.ip_proto,
-            r.directional,
-        );
-        self.conn_log.write(r, &cid)?;
-        self.csv.write(r, &cid)?;
-        self.parquet.write(r, &cid)
+        self.text.fill(r);
+        if let Some(c) = &mut self.conns {
+            c.push(r, &self.text);
+        }
+        self.conn_log.write(r, &self.text)?;
+        self.csv.write(r, &self.text)?;
+        self.parquet.write(r, &self.text)
     }
 
     /// Make every record so far visible in the journals (live capture).
@@ -73,15 +133,25 @@ impl RecordWriters {
         }
     }
 
-    /// Finish every file; returns the tally of what was written.
-    pub fn finish(self, first: Nanos, last: Nanos) -> Result<RecordTally, OutputError> {
+    /// Finish every file; returns the tally of what was written and the
+    /// kept connections.
+    pub fn finish(
+        self,
+        first: Nanos,
+        last: Nanos,
+    ) -> Result<(RecordTally, Option<tables::Conns>), OutputError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         self.conn_log.finish(first, last)?;
         self.csv.finish()?;
-        self.parquet.finish()?;
-        Ok(self.tally)
+        let path = self.parquet.finish()?;
+        let conns = self
+            .conns
+            .map(tables::ConnsBuilder::finish)
+            .transpose()
+            .map_err(|e| frame::polars_err(&path, e))?;
+        Ok((self.tally, conns))
     }
 }
 

@@ -39,6 +39,7 @@ pub const KNOWN_OUTPUTS: &[&str] = &[
     "clients.parquet",
     "timeline.csv",
     "timeline.parquet",
+    "traffic.parquet",
     "report.html",
     "capture.pcap",
 ];
@@ -128,14 +129,13 @@ impl OutFile {
         self.mode
     }
 
-    /// Flush, sync and (atomic files) move into place.
+    /// Flush and (atomic files) move into place. No fsync: the guarantee is
+    /// against an interrupted process, whose written pages the kernel keeps;
+    /// syncing tens of megabytes would double the time a run takes to end.
     pub fn commit(self) -> Result<PathBuf, OutputError> {
-        let file = self
-            .out
+        self.out
             .into_inner()
             .map_err(|e| OutputError::new(&self.path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| OutputError::new(&self.path, e))?;
         if self.mode == Mode::Atomic {
             fs::rename(&self.tmp, &self.path).map_err(|e| OutputError::new(&self.path, e))?;
         }

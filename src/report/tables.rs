@@ -15,7 +15,13 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use rustc_hash::FxHashMap;
+
+use crate::decode::Addr;
+use crate::flow::{ConnRecord, Proto};
 use crate::source::Nanos;
+
+use super::RecordText;
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
@@ -33,59 +39,280 @@ fn state_in(states: &[&str]) -> Expr {
         .unwrap_or(lit(false))
 }
 
-/// The columns the tables need, times as integer nanoseconds.
-pub fn scan(parquet: &Path) -> PolarsResult<LazyFrame> {
-    Ok(LazyFrame::scan_parquet(
-        parquet.to_string_lossy().as_ref().into(),
-        ScanArgsParquet::default(),
-    )?
-    .select([
-        col("proto"),
-        col("orig_addr"),
-        col("orig_port"),
-        col("resp_addr"),
-        col("resp_port"),
-        col("conn_state"),
-        col("first_syn_ts").is_not_null().alias("syn_seen"),
-        col("close_reason"),
-        col("ts").cast(DataType::Int64).alias("start"),
-        col("last_packet_ts").cast(DataType::Int64).alias("end"),
-        col("duration").cast(DataType::Int64).alias("duration_ns"),
-        col("orig_bytes"),
-        col("resp_bytes"),
-    ]))
+/// The connections the tables are computed from: built while `analyze`
+/// writes its records ([`ConnsBuilder`]), or read back from
+/// connections.parquet by `sockscope report` ([`Conns::load`]).
+///
+/// Addresses and protocols become small integers (`u32` address ids, `u8`
+/// protocol codes): polars groups and sorts integers many times faster than
+/// strings, and [`Conns::names`] puts the names back into a finished table.
+pub struct Conns {
+    /// Times are integer nanoseconds (`start`, `end`, `duration_ns`).
+    pub frame: LazyFrame,
+    addrs: Vec<String>,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Conns({} addresses)", self.addrs.len())
+    }
+}
+
+/// Collects the columns of [`Conns`] record by record.
+#[derive(Default)]
+pub struct ConnsBuilder {
+    ids: FxHashMap<Addr, u32>,
+    addrs: Vec<String>,
+    proto: Vec<u8>,
+    orig_addr: Vec<u32>,
+    orig_port: Vec<u16>,
+    resp_addr: Vec<u32>,
+    resp_port: Vec<u16>,
+    conn_state: Vec<&'static str>,
+    syn_seen: Vec<bool>,
+    close_reason: Vec<&'static str>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    duration_ns: Vec<i64>,
+    orig_bytes: Vec<u64>,
+    resp_bytes: Vec<u64>,
+}
+
+impl ConnsBuilder {
+    pub fn push(&mut self, r: &ConnRecord, text: &RecordText) {
+        let mut id = |a: Addr, name: &str| {
+            *self.ids.entry(a).or_insert_with(|| {
+                self.addrs.push(name.to_string());
+                (self.addrs.len() - 1) as u32
+            })
+        };
+        let (orig, resp) = (id(r.orig, text.orig()), id(r.resp, text.resp()));
+        self.proto.push(r.proto as u8);
+        self.orig_addr.push(orig);
+        self.orig_port.push(r.orig_port);
+        self.resp_addr.push(resp);
+        self.resp_port.push(r.resp_port);
+        self.conn_state.push(r.state.name());
+        self.syn_seen.push(r.lifecycle.first_syn.is_some());
+        self.close_reason.push(r.close_reason.name());
+        self.start.push(r.start);
+        self.end.push(r.lifecycle.last_packet);
+        self.duration_ns.push(r.duration);
+        self.orig_bytes.push(r.orig_bytes);
+        self.resp_bytes.push(r.resp_bytes);
+    }
+
+    pub fn finish(mut self) -> PolarsResult<Conns> {
+        let addrs = order_ids(self.addrs, [&mut self.orig_addr, &mut self.resp_addr]);
+        let frame = DataFrame::new(
+            self.proto.len(),
+            vec![
+                Column::new("proto".into(), self.proto),
+                Column::new("orig_addr".into(), self.orig_addr),
+                Column::new("orig_port".into(), self.orig_port),
+                Column::new("resp_addr".into(), self.resp_addr),
+                Column::new("resp_port".into(), self.resp_port),
+                Column::new("conn_state".into(), self.conn_state),
+                Column::new("syn_seen".into(), self.syn_seen),
+                Column::new("close_reason".into(), self.close_reason),
+                Column::new("start".into(), self.start),
+                Column::new("end".into(), self.end),
+                Column::new("duration_ns".into(), self.duration_ns),
+                Column::new("orig_bytes".into(), self.orig_bytes),
+                Column::new("resp_bytes".into(), self.resp_bytes),
+            ],
+        )?;
+        Ok(Conns {
+            frame: frame.lazy(),
+            addrs,
+        })
+    }
+}
+
+/// Renumber address ids in the order of the addresses' text, so that ids,
+/// and the tables' tie-breaks on them, do not depend on the order in which
+/// connections were recorded (shard threads interleave them).
+fn order_ids<const N: usize>(addrs: Vec<String>, columns: [&mut Vec<u32>; N]) -> Vec<String> {
+    let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
+    order.sort_unstable_by(|a, b| addrs[*a as usize].cmp(&addrs[*b as usize]));
+    let mut new_id = vec![0u32; addrs.len()];
+    for (new, old) in order.iter().enumerate() {
+        new_id[*old as usize] = new as u32;
+    }
+    for column in columns {
+        for id in column.iter_mut() {
+            *id = new_id[*id as usize];
+        }
+    }
+    let mut slots: Vec<Option<String>> = addrs.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|old| slots[*old as usize].take().unwrap_or_default())
+        .collect()
+}
+
+/// Columns holding an address id in computed tables.
+const ADDRESS_COLUMNS: [&str; 3] = ["orig_addr", "resp_addr", "server"];
+
+/// A protocol's code in [`Conns::frame`] (its position in [`Proto::ALL`]).
+pub fn proto_code(name: &str) -> u8 {
+    Proto::ALL
+        .iter()
+        .find(|p| p.name() == name)
+        .map_or(Proto::ALL.len() as u8, |p| *p as u8)
+}
+
+impl Conns {
+    /// Read the columns the tables need from connections.parquet.
+    pub fn load(parquet: &Path) -> PolarsResult<Conns> {
+        let mut df = LazyFrame::scan_parquet(
+            parquet.to_string_lossy().as_ref().into(),
+            ScanArgsParquet::default(),
+        )?
+        .select([
+            col("proto"),
+            col("orig_addr"),
+            col("orig_port"),
+            col("resp_addr"),
+            col("resp_port"),
+            col("conn_state"),
+            col("first_syn_ts").is_not_null().alias("syn_seen"),
+            col("close_reason"),
+            col("ts").cast(DataType::Int64).alias("start"),
+            col("last_packet_ts").cast(DataType::Int64).alias("end"),
+            col("duration").cast(DataType::Int64).alias("duration_ns"),
+            col("orig_bytes"),
+            col("resp_bytes"),
+        ])
+        .collect()?;
+        let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut addrs: Vec<String> = Vec::new();
+        let (mut orig_ids, mut resp_ids) = (Vec::new(), Vec::new());
+        let (origs, resps) = (
+            df.column("orig_addr")?.str()?,
+            df.column("resp_addr")?.str()?,
+        );
+        for (o, r) in origs.iter().zip(resps.iter()) {
+            for (a, out) in [(o, &mut orig_ids), (r, &mut resp_ids)] {
+                let a = a.unwrap_or("");
+                let id = *ids.entry(a).or_insert_with(|| {
+                    addrs.push(a.to_string());
+                    (addrs.len() - 1) as u32
+                });
+                out.push(id);
+            }
+        }
+        let addrs = order_ids(addrs, [&mut orig_ids, &mut resp_ids]);
+        let orig_ids = Column::new("orig_addr".into(), orig_ids);
+        let resp_ids = Column::new("resp_addr".into(), resp_ids);
+        df.with_column(orig_ids)?;
+        df.with_column(resp_ids)?;
+        let protos: UInt8Chunked = df
+            .column("proto")?
+            .str()?
+            .iter()
+            .map(|p| Some(proto_code(p.unwrap_or(""))))
+            .collect();
+        df.with_column(protos.with_name("proto".into()).into_column())?;
+        Ok(Conns {
+            frame: df.lazy(),
+            addrs,
+        })
+    }
+
+    /// Replace address ids and protocol codes in a computed table by names.
+    pub fn names(&self, mut df: DataFrame) -> PolarsResult<DataFrame> {
+        for name in ADDRESS_COLUMNS {
+            if let Ok(c) = df.column(name) {
+                let text: StringChunked = c
+                    .u32()?
+                    .iter()
+                    .map(|id| {
+                        id.and_then(|i| self.addrs.get(i as usize))
+                            .map(String::as_str)
+                    })
+                    .collect();
+                df.with_column(text.with_name(name.into()).into_column())?;
+            }
+        }
+        if let Ok(c) = df.column("proto") {
+            let text: StringChunked = c
+                .u8()?
+                .iter()
+                .map(|p| {
+                    p.and_then(|p| Proto::ALL.get(usize::from(p)))
+                        .map(|p| p.name())
+                })
+                .collect();
+            df.with_column(text.with_name("proto".into()).into_column())?;
+        }
+        Ok(df)
+    }
 }
 
 /// Peak concurrency per group: the largest number of sockets open at once
 /// (each held from `start` to `end + hold`), and when it was first reached.
+///
+/// Polars orders the openings and closings in time; one pass keeps each
+/// group's running count (a per-group window in polars costs ten times more
+/// with tens of thousands of small groups).
 fn peaks(conns: LazyFrame, keys: &[&str], hold: Nanos) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    // One integer sort key, `2t` for an opening and `2t + 1` for a closing,
+    // orders events by time with openings first at equal times.
     let mut opens = key_exprs.clone();
-    opens.extend([col("start").alias("t"), lit(1i64).alias("d")]);
-    let mut closes = key_exprs.clone();
-    closes.extend([(col("end") + lit(hold)).alias("t"), lit(-1i64).alias("d")]);
+    opens.extend([
+        col("start").alias("t"),
+        (col("start") * lit(2i64)).alias("order"),
+    ]);
+    let mut closes = key_exprs;
+    closes.extend([
+        (col("end") + lit(hold)).alias("t"),
+        ((col("end") + lit(hold)) * lit(2i64) + lit(1i64)).alias("order"),
+    ]);
     let events = concat(
         [conns.clone().select(opens), conns.select(closes)],
         UnionArgs::default(),
-    )?;
-    let mut order = key_exprs.clone();
-    order.extend([col("t"), col("d")]);
-    let mut descending = vec![false; keys.len()];
-    descending.extend([false, true]);
-    Ok(events
-        .sort_by_exprs(
-            order,
-            SortMultipleOptions::default().with_order_descending_multi(descending),
-        )
-        .with_column(col("d").cum_sum(false).over(&key_exprs)?.alias("open"))
-        .group_by(key_exprs)
-        .agg([
-            col("open").max().alias("peak"),
-            col("t")
-                .filter(col("open").eq(col("open").max()))
-                .first()
-                .alias("peak_t"),
-        ]))
+    )?
+    .sort(["order"], SortMultipleOptions::default())
+    .collect()?;
+
+    let mut key_columns = Vec::with_capacity(keys.len());
+    for k in keys {
+        let c = events.column(k)?.cast(&DataType::UInt64)?;
+        key_columns.push(c.u64()?.into_no_null_iter().collect::<Vec<u64>>());
+    }
+    let times: Vec<i64> = events.column("t")?.i64()?.into_no_null_iter().collect();
+    let orders = events.column("order")?.i64()?;
+    // Per group: (open now, peak, when the peak was first reached).
+    let mut groups: FxHashMap<[u64; 4], (i64, i64, i64)> = FxHashMap::default();
+    for (i, order) in orders.into_no_null_iter().enumerate() {
+        let mut key = [0u64; 4];
+        for (slot, c) in key.iter_mut().zip(&key_columns) {
+            *slot = c[i];
+        }
+        let g = groups.entry(key).or_insert((0, 0, times[i]));
+        g.0 += if order & 1 == 0 { 1 } else { -1 };
+        if g.0 > g.1 {
+            (g.1, g.2) = (g.0, times[i]);
+        }
+    }
+
+    let mut columns = Vec::with_capacity(keys.len() + 2);
+    for (j, k) in keys.iter().enumerate() {
+        let values: UInt64Chunked = groups.keys().map(|key| Some(key[j])).collect();
+        let dtype = events.column(k)?.dtype().clone();
+        columns.push(values.with_name((*k).into()).into_column().cast(&dtype)?);
+    }
+    columns.push(Column::new(
+        "peak".into(),
+        groups.values().map(|g| g.1).collect::<Vec<i64>>(),
+    ));
+    columns.push(Column::new(
+        "peak_t".into(),
+        groups.values().map(|g| g.2).collect::<Vec<i64>>(),
+    ));
+    Ok(DataFrame::new(groups.len(), columns)?.lazy())
 }
 
 /// Fan-in per group of server keys (ports: proto+port; endpoints: +address).
@@ -172,11 +399,16 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
         col("bytes_to_client"),
         col("median_duration_s"),
     ]);
+    // Ties in key order, so a table comes out the same however it is built.
+    let mut order = vec![col("clients"), col("connections")];
+    order.extend(key_exprs.iter().cloned());
+    let mut descending = vec![true, true];
+    descending.extend(vec![false; key_exprs.len()]);
     Ok(join(join(main, sockets), peak)
         .select(select)
         .sort_by_exprs(
-            [col("clients"), col("connections")],
-            SortMultipleOptions::default().with_order_descending(true),
+            order,
+            SortMultipleOptions::default().with_order_descending_multi(descending),
         ))
 }
 
@@ -184,7 +416,11 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
 pub fn clients(conns: LazyFrame) -> PolarsResult<LazyFrame> {
     let keys = ["proto", "orig_addr", "resp_addr", "resp_port"];
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    let conns = conns.filter(col("proto").eq(lit("tcp")).or(col("proto").eq(lit("udp"))));
+    let conns = conns.filter(
+        col("proto")
+            .eq(lit(proto_code("tcp")))
+            .or(col("proto").eq(lit(proto_code("udp")))),
+    );
     let main = conns.clone().group_by(key_exprs.clone()).agg([
         len().cast(DataType::UInt64).alias("connections"),
         col("orig_port")
@@ -235,8 +471,11 @@ pub fn clients(conns: LazyFrame) -> PolarsResult<LazyFrame> {
         (col("peak_ports_held").cast(DataType::Float64) / lit(f64::from(EPHEMERAL_PORTS)))
             .alias("exhaustion_risk"),
     ]);
+    let mut order = vec![col("exhaustion_risk"), col("connections")];
+    order.extend(keys.map(col));
     Ok(both.select(select).sort_by_exprs(
-        [col("exhaustion_risk"), col("connections")],
-        SortMultipleOptions::default().with_order_descending(true),
+        order,
+        SortMultipleOptions::default()
+            .with_order_descending_multi([true, true, false, false, false, false]),
     ))
 }

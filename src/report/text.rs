@@ -25,12 +25,12 @@ pub fn uint(out: &mut Vec<u8>, mut v: u64) {
 /// to the nearest microsecond.
 #[inline]
 pub fn secs6(out: &mut Vec<u8>, ns: Nanos) {
-    let us = (i128::from(ns) + 500).div_euclid(1000);
+    let us = ns.saturating_add(500).div_euclid(1000);
     if us < 0 {
         out.push(b'-');
     }
     let us = us.unsigned_abs();
-    uint(out, (us / 1_000_000) as u64);
+    uint(out, us / 1_000_000);
     out.push(b'.');
     let frac = (us % 1_000_000) as u32;
     let mut digits = [b'0'; 6];
@@ -42,28 +42,49 @@ pub fn secs6(out: &mut Vec<u8>, ns: Nanos) {
     out.extend_from_slice(&digits);
 }
 
-/// A Zeek-style connection uid: `C` followed by the value in base 62.
+/// A Zeek-style connection uid: `C` followed by the low 96 bits of the
+/// value in base 62.
 pub fn uid(out: &mut Vec<u8>, v: u128) {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    // 62^8 < 2^48, and 2^96 / 62^8 < 2^64: one 128-bit division splits the
+    // value into two halves that 64-bit arithmetic finishes.
+    const LOW_DIGITS: u32 = 8;
+    const SPLIT: u128 = 62u128.pow(LOW_DIGITS);
+    let v = v & ((1u128 << 96) - 1);
+    let (mut high, mut low) = ((v / SPLIT) as u64, (v % SPLIT) as u64);
     let mut buf = [0u8; 24];
     let mut i = buf.len();
-    let mut v = v & ((1u128 << 96) - 1);
-    loop {
+    for _ in 0..LOW_DIGITS {
         i -= 1;
-        buf[i] = ALPHABET[(v % 62) as usize];
-        v /= 62;
-        if v == 0 {
+        buf[i] = ALPHABET[(low % 62) as usize];
+        low /= 62;
+        if low == 0 && high == 0 {
             break;
         }
+    }
+    while high != 0 {
+        i -= 1;
+        buf[i] = ALPHABET[(high % 62) as usize];
+        high /= 62;
     }
     out.push(b'C');
     out.extend_from_slice(&buf[i..]);
 }
 
-/// An address in its usual text form.
+/// An address in its usual text form (IPv4 dotted quad written directly,
+/// IPv6 in RFC 5952 form by the standard library).
 pub fn addr(out: &mut Vec<u8>, a: crate::decode::Addr) {
-    // Formatting into a Vec cannot fail.
-    let _ = write!(out, "{a}");
+    if a.is_v4() {
+        for (i, octet) in a.0[12..].iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            uint(out, u64::from(*octet));
+        }
+    } else {
+        // Formatting into a Vec cannot fail.
+        let _ = write!(out, "{a}");
+    }
 }
 
 /// Standard base64 with padding (RFC 4648).
@@ -144,7 +165,33 @@ mod tests {
         assert_eq!(s(|o| uint(o, 0)), "0");
         assert_eq!(s(|o| uint(o, u64::MAX)), "18446744073709551615");
         assert_eq!(s(|o| uid(o, 61)), "Cz");
-        assert!(s(|o| uid(o, u128::MAX)).len() <= 18);
+        assert_eq!(s(|o| uid(o, 0)), "C0");
+        assert_eq!(s(|o| uid(o, 62u128.pow(8))), "C100000000");
+        assert_eq!(s(|o| uid(o, 62u128.pow(8) - 1)), "Czzzzzzzz");
+        // The low 96 bits, in base 62: 2^96 - 1 = 62^16 * 1 + ...
+        let max = s(|o| uid(o, u128::MAX));
+        let mut want = 0u128;
+        for c in max[1..].bytes() {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'A'..=b'Z' => c - b'A' + 10,
+                _ => c - b'a' + 36,
+            };
+            want = want * 62 + u128::from(d);
+        }
+        assert_eq!(want, (1u128 << 96) - 1);
+    }
+
+    #[test]
+    fn addresses() {
+        use crate::decode::Addr;
+        assert_eq!(s(|o| addr(o, Addr::v4([10, 0, 255, 1]))), "10.0.255.1");
+        assert_eq!(s(|o| addr(o, Addr::v4([0, 0, 0, 0]))), "0.0.0.0");
+        let mut v6 = [0u8; 16];
+        v6[0] = 0x20;
+        v6[1] = 0x01;
+        v6[15] = 1;
+        assert_eq!(s(|o| addr(o, Addr(v6))), "2001::1");
     }
 
     #[test]

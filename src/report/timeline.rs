@@ -11,6 +11,7 @@ use polars::prelude::*;
 use crate::flow::CloseReason;
 use crate::source::Nanos;
 
+use super::tables::proto_code;
 use super::traffic::Traffic;
 
 const MS: Nanos = 1_000_000;
@@ -197,7 +198,7 @@ pub fn timeline(
             .iter()
             .map(|(p, port)| {
                 col("proto")
-                    .eq(lit(p.clone()))
+                    .eq(lit(proto_code(p)))
                     .and(col("resp_port").eq(lit(*port)))
             })
             .reduce(|a, b| a.or(b))
@@ -214,7 +215,7 @@ pub fn timeline(
                 .lazy()
                 .filter(
                     col("proto")
-                        .eq(lit(proto.clone()))
+                        .eq(lit(proto_code(proto)))
                         .and(col("resp_port").eq(lit(*port))),
                 )
                 .collect()?;

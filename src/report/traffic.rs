@@ -22,6 +22,15 @@ pub struct Slot {
     pub bytes_to_client: u64,
 }
 
+impl Slot {
+    fn absorb(&mut self, o: Slot) {
+        self.packets_to_server += o.packets_to_server;
+        self.packets_to_client += o.packets_to_client;
+        self.bytes_to_server += o.bytes_to_server;
+        self.bytes_to_client += o.bytes_to_client;
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Traffic {
     origin: Option<Nanos>,
@@ -62,6 +71,34 @@ impl Traffic {
         }
     }
 
+    /// Count from `ts` (the capture's first packet) unless counting started.
+    pub fn start(&mut self, ts: Nanos) {
+        self.origin.get_or_insert(ts);
+    }
+
+    /// Add the counts of `other`, which started at the same time.
+    pub fn merge(&mut self, mut other: Traffic) {
+        if other.origin.is_none() {
+            return;
+        }
+        if self.origin.is_none() {
+            *self = other;
+            return;
+        }
+        while self.resolution < other.resolution {
+            self.coarsen();
+        }
+        while other.resolution < self.resolution {
+            other.coarsen();
+        }
+        if self.slots.len() < other.slots.len() {
+            self.slots.resize(other.slots.len(), Slot::default());
+        }
+        for (s, o) in self.slots.iter_mut().zip(other.slots) {
+            s.absorb(o);
+        }
+    }
+
     /// Halve the resolution: merge slots pairwise.
     fn coarsen(&mut self) {
         self.resolution *= 2;
@@ -71,10 +108,7 @@ impl Traffic {
             .map(|c| {
                 let mut s = c[0];
                 if let Some(b) = c.get(1) {
-                    s.packets_to_server += b.packets_to_server;
-                    s.packets_to_client += b.packets_to_client;
-                    s.bytes_to_server += b.bytes_to_server;
-                    s.bytes_to_client += b.bytes_to_client;
+                    s.absorb(*b);
                 }
                 s
             })
@@ -191,5 +225,26 @@ mod tests {
             .sum();
         assert_eq!(total, 160);
         assert_eq!(t.slots().last().unwrap().1.packets_to_client, 1);
+    }
+
+    #[test]
+    fn shards_merge_into_the_single_count() {
+        let packets: Vec<(Nanos, u32, bool)> = (0..2000)
+            .map(|i| (i * 7_000_000_000 + i % 13, 40 + i as u32, i % 3 == 0))
+            .collect();
+        let mut one = Traffic::default();
+        let (mut a, mut b) = (Traffic::default(), Traffic::default());
+        a.start(packets[0].0);
+        b.start(packets[0].0);
+        for (i, &(ts, len, up)) in packets.iter().enumerate() {
+            one.add(ts, len, up);
+            if i % 5 == 0 { &mut a } else { &mut b }.add(ts, len, up);
+        }
+        a.merge(b);
+        assert_eq!(a.resolution(), one.resolution());
+        assert_eq!(
+            a.slots().collect::<Vec<_>>(),
+            one.slots().collect::<Vec<_>>()
+        );
     }
 }
