@@ -5,11 +5,20 @@
 //! table, Zeek semantics) → connection records → [`report`] (conn.log, CSV,
 //! Parquet, fan-in tables, charts). [`analyze`] wires the stages together.
 //! Library code never prints; the binary reports errors once.
+//!
+//! The `reports` feature (on by default) brings polars and plotters and the
+//! modules that need them; without it the crate is the engine alone
+//! (source, decode, flow), which is what the fuzz targets build.
 
+#[cfg(feature = "reports")]
 pub mod analyze;
+pub mod base64;
+#[cfg(feature = "reports")]
 pub mod capture;
 pub mod decode;
 pub mod flow;
+#[cfg(feature = "reports")]
 pub mod report;
+#[cfg(feature = "reports")]
 pub mod sockets;
 pub mod source;

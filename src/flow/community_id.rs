@@ -31,7 +31,7 @@ pub fn community_id(
     h.update(&ap.to_be_bytes());
     h.update(&bp.to_be_bytes());
     out.push_str("1:");
-    crate::report::text::base64(&h.digest().bytes(), out);
+    crate::base64::encode(&h.digest().bytes(), out);
 }
 
 #[cfg(test)]

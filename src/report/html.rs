@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use super::build::PortRow;
 use super::output::{self, OutputError};
 use super::summary::Summary;
-use super::text;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -106,7 +105,7 @@ pub fn write(
     for (path, title) in charts {
         let bytes = std::fs::read(path).map_err(|e| OutputError::new(path, e))?;
         let mut b64 = String::new();
-        text::base64(&bytes, &mut b64);
+        crate::base64::encode(&bytes, &mut b64);
         let _ = write!(
             h,
             "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{b64}\"><figcaption>{0}</figcaption></figure>",

@@ -87,25 +87,6 @@ pub fn addr(out: &mut Vec<u8>, a: crate::decode::Addr) {
     }
 }
 
-/// Standard base64 with padding (RFC 4648).
-pub fn base64(data: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    out.reserve(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= n {
-                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-}
-
 /// UTC calendar date and time of a timestamp: (year, month, day, h, m, s).
 pub fn civil(ns: Nanos) -> (i64, u32, u32, u32, u32, u32) {
     let secs = ns.div_euclid(1_000_000_000);
@@ -192,19 +173,6 @@ mod tests {
         v6[1] = 0x01;
         v6[15] = 1;
         assert_eq!(s(|o| addr(o, Addr(v6))), "2001::1");
-    }
-
-    #[test]
-    fn base64_padding() {
-        let enc = |d: &[u8]| {
-            let mut s = String::new();
-            base64(d, &mut s);
-            s
-        };
-        assert_eq!(
-            (enc(b"a"), enc(b"ab"), enc(b"abc")),
-            ("YQ==".into(), "YWI=".into(), "YWJj".into())
-        );
     }
 
     #[test]
