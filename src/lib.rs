@@ -17,6 +17,7 @@ pub mod base64;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod generate;
 #[cfg(feature = "reports")]
 pub mod report;
 #[cfg(feature = "reports")]

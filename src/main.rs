@@ -330,6 +330,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate(args) => {
+            let cfg = args.config();
+            let made = sockscope::generate::generate(&cfg)?;
+            if !cli.quiet {
+                eprintln!(
+                    "{}: {} packets, {} bytes, {} flows",
+                    cfg.out.display(),
+                    made.packets,
+                    made.bytes,
+                    made.flows
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => {
             let reports = build::run(&args.dir, &args.report.options(), None)?;
             if !cli.quiet {
