@@ -255,3 +255,59 @@ fn window_scale_option_is_read_from_syns() {
     assert_eq!(window_scale(&[1, 1, 0, 3, 3, 9]), None);
     assert_eq!(window_scale(&[3, 0, 3, 3, 2]), None);
 }
+
+mod properties {
+    //! Decoding arbitrary bytes, or a valid frame with arbitrary damage,
+    //! never panics, whatever the link type and checksum setting.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINK_TYPES: [u32; 13] = [0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276, 147];
+
+    fn decode_as(linktype: u32, data: &[u8], wire_len: u32, verify: bool) {
+        let raw = RawPacket {
+            ts: 1,
+            linktype,
+            wire_len,
+            data,
+            number: 1,
+            input: 0,
+        };
+        let _ = Decoder::new(DecodeConfig {
+            verify_checksums: verify,
+        })
+        .decode(&raw);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            link in 0usize..LINK_TYPES.len(),
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            extra in 0u32..3000,
+            verify: bool,
+        ) {
+            decode_as(LINK_TYPES[link], &data, data.len() as u32 + extra, verify);
+        }
+
+        #[test]
+        fn damaged_frames_never_panic(
+            flips in proptest::collection::vec((0usize..80, any::<u8>()), 1..6),
+            cut in 0usize..80,
+            verify: bool,
+        ) {
+            let mut f = tcp_frame(b"some payload bytes");
+            for (at, v) in flips {
+                if at < f.len() {
+                    f[at] = v;
+                }
+            }
+            let wire = f.len() as u32;
+            f.truncate(cut.max(1).min(f.len()));
+            decode_as(link::LINKTYPE_ETHERNET, &f, wire, verify);
+        }
+    }
+}

@@ -118,4 +118,32 @@ mod tests {
         assert!(first);
         assert_ne!(k1, k2);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn addr() -> impl Strategy<Value = Addr> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(Addr::v4),
+                any::<[u8; 16]>().prop_map(Addr),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn both_directions_share_a_key_and_a_shard(
+                x in addr(), y in addr(), xp: u16, yp: u16, proto: u8,
+                vlan: Option<u16>, inner: Option<u16>, shards in 1usize..9,
+            ) {
+                let (k1, first1) = FlowKey::new(x, xp, y, yp, proto, false, vlan, inner);
+                let (k2, first2) = FlowKey::new(y, yp, x, xp, proto, false, vlan, inner);
+                prop_assert_eq!(k1, k2);
+                prop_assert_eq!(k1.shard_hash(), k2.shard_hash());
+                prop_assert!(first1 != first2 || (x, xp) == (y, yp));
+                let h = k1.shard_hash();
+                prop_assert!(((u128::from(h) * shards as u128) >> 64) < shards as u128);
+            }
+        }
+    }
 }

@@ -478,3 +478,144 @@ fn ntp_server_mode_from_the_originator_flips() {
         (2, 0, 96)
     );
 }
+
+mod properties {
+    //! Properties over arbitrary packet sequences from a small pool of
+    //! endpoints (so packets collide into connections, reuse tuples, flip
+    //! roles and expire): the table never holds more than `max_flows`,
+    //! a connection's counters never decrease while it lives, and every
+    //! connection leaves exactly once.
+    //!
+    //! Payload bytes come from sequence numbers as Zeek counts them: a SYN
+    //! inside a connection restarts the sequence space
+    //! (`SYN_inside_connection`) and a FIN or RST takes its octet off the
+    //! size even when it arrives out of order, so at packets with those
+    //! flags only packets and IP bytes must grow.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    struct Step {
+        /// Time since the previous packet in ms; negative: a late packet.
+        dt_ms: i32,
+        src: u8,
+        dst: u8,
+        sport: u8,
+        dport: u8,
+        kind: u8,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        len: u16,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            -2000i32..200_000,
+            0u8..4,
+            0u8..4,
+            0u8..3,
+            0u8..3,
+            0u8..4,
+            any::<u8>(),
+            0u32..4000,
+            0u32..4000,
+            0u16..1500,
+        )
+            .prop_map(
+                |(dt_ms, src, dst, sport, dport, kind, flags, seq, ack, len)| Step {
+                    dt_ms,
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    kind,
+                    flags,
+                    seq,
+                    ack,
+                    len,
+                },
+            )
+    }
+
+    fn packet(s: &Step, ts: f64) -> Packet {
+        let (src, dst) = ([10, 0, 0, s.src], [10, 0, 0, s.dst]);
+        let (sp, dp) = (40000 + u16::from(s.sport), 80 + u16::from(s.dport));
+        match s.kind {
+            0 | 1 => tcp_packet(
+                ts,
+                src,
+                sp,
+                dst,
+                dp,
+                s.flags & 0x3f,
+                s.seq,
+                s.ack,
+                u32::from(s.len),
+            ),
+            2 => {
+                let u = Udp {
+                    src_port: sp,
+                    dst_port: dp,
+                    ulen: 8 + s.len,
+                    captured: s.len,
+                    head: [0; 4],
+                };
+                base(ts, src, dst, 17, L4::Udp(u), 28 + u32::from(s.len))
+            }
+            _ => {
+                let i = Icmp {
+                    v6: false,
+                    icmp_type: s.flags % 16,
+                    code: 0,
+                    payload_len: u32::from(s.len),
+                    complete: true,
+                };
+                base(ts, src, dst, 1, L4::Icmp(i), 28 + u32::from(s.len))
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn bounded_monotone_and_each_connection_leaves_once(
+            steps in proptest::collection::vec(step(), 1..120),
+            max_flows in 1usize..6,
+        ) {
+            let mut r = Run::with(FlowConfig { max_flows, ..FlowConfig::default() });
+            let mut ts = 1000.0;
+            // uid -> (packets, IP bytes, payload bytes) while it lived.
+            let mut seen: std::collections::HashMap<u128, (u64, u64, u64)> = Default::default();
+            for s in &steps {
+                ts += f64::from(s.dt_ms) / 1000.0;
+                r.send(packet(s, ts));
+                let control = s.kind <= 1 && s.flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
+                prop_assert!(r.table.len() <= max_flows);
+                for c in r.table.connections() {
+                    let rec = c.to_record(CloseReason::CaptureEnd);
+                    let now = (
+                        rec.orig_pkts + rec.resp_pkts,
+                        rec.orig_ip_bytes + rec.resp_ip_bytes,
+                        rec.orig_bytes + rec.resp_bytes,
+                    );
+                    if let Some(before) = seen.insert(c.uid(), now) {
+                        prop_assert!(now.0 >= before.0 && now.1 >= before.1, "{before:?} -> {now:?}");
+                        prop_assert!(control || now.2 >= before.2, "{before:?} -> {now:?}");
+                    }
+                }
+            }
+            let stats = r.table.stats();
+            let out = r.finish();
+            prop_assert_eq!(out.len() as u64, stats.connections);
+            let uids: std::collections::HashSet<u128> = out.iter().map(|c| c.uid).collect();
+            prop_assert_eq!(uids.len(), out.len());
+            for c in &out {
+                prop_assert!(c.duration >= 0);
+                prop_assert!(c.orig_pkts + c.resp_pkts >= 1);
+            }
+        }
+    }
+}
