@@ -6,10 +6,13 @@
 //!   (`ts` .. `last_packet_ts`); concurrency counts overlapping sockets, and
 //!   at equal times an opening counts before a closing;
 //! - the server is the responder; clients are originators;
-//! - failed = S0, REJ, RSTOS0, SH with a SYN seen (unanswered, refused,
-//!   aborted attempts); Zeek also calls a connection picked up mid-stream
-//!   at its closing FIN "SH", but that one was served, not failed;
-//!   established = S1, S2, S3, SF, RSTO, RSTR.
+//! - failed = S0, REJ, RSTOS0, SH (unanswered, refused, aborted attempts),
+//!   for TCP only with a SYN seen: Zeek also calls a connection picked up
+//!   mid-stream at its closing FIN "SH", but that one was served;
+//!   established = S1, S2, S3, SF, RSTO, RSTR;
+//! - a client's port stays held after its connection for TIME_WAIT (60 s)
+//!   only if the client closed first with a FIN (the active closer waits;
+//!   a reset or a server-side first close leaves no TIME_WAIT there).
 
 use std::path::Path;
 
@@ -18,7 +21,7 @@ use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::decode::Addr;
-use crate::flow::{ConnRecord, Proto};
+use crate::flow::{CloseReason, ConnRecord, Proto, Side};
 use crate::source::Nanos;
 
 use super::RecordText;
@@ -71,6 +74,7 @@ pub struct ConnsBuilder {
     conn_state: Vec<&'static str>,
     syn_seen: Vec<bool>,
     close_reason: Vec<&'static str>,
+    time_wait: Vec<i64>,
     start: Vec<i64>,
     end: Vec<i64>,
     duration_ns: Vec<i64>,
@@ -95,6 +99,10 @@ impl ConnsBuilder {
         self.conn_state.push(r.state.name());
         self.syn_seen.push(r.lifecycle.first_syn.is_some());
         self.close_reason.push(r.close_reason.name());
+        let client_closed = matches!(r.lifecycle.first_fin, Some((_, Side::Orig)))
+            && r.close_reason == CloseReason::Fin;
+        self.time_wait
+            .push(if client_closed { TIME_WAIT } else { 0 });
         self.start.push(r.start);
         self.end.push(r.lifecycle.last_packet);
         self.duration_ns.push(r.duration);
@@ -115,6 +123,7 @@ impl ConnsBuilder {
                 Column::new("conn_state".into(), self.conn_state),
                 Column::new("syn_seen".into(), self.syn_seen),
                 Column::new("close_reason".into(), self.close_reason),
+                Column::new("time_wait".into(), self.time_wait),
                 Column::new("start".into(), self.start),
                 Column::new("end".into(), self.end),
                 Column::new("duration_ns".into(), self.duration_ns),
@@ -178,6 +187,15 @@ impl Conns {
             col("conn_state"),
             col("first_syn_ts").is_not_null().alias("syn_seen"),
             col("close_reason"),
+            when(
+                col("first_fin_side")
+                    .eq(lit(Side::Orig.name()))
+                    .and(col("close_reason").eq(lit(CloseReason::Fin.name())))
+                    .fill_null(false),
+            )
+            .then(lit(TIME_WAIT))
+            .otherwise(lit(0i64))
+            .alias("time_wait"),
             col("ts").cast(DataType::Int64).alias("start"),
             col("last_packet_ts").cast(DataType::Int64).alias("end"),
             col("duration").cast(DataType::Int64).alias("duration_ns"),
@@ -252,11 +270,12 @@ impl Conns {
 
 /// Peak concurrency per group: the largest number of sockets open at once
 /// (each held from `start` to `end + hold`), and when it was first reached.
+/// `hold` is an expression over the connection (e.g. its TIME_WAIT).
 ///
 /// Polars orders the openings and closings in time; one pass keeps each
 /// group's running count (a per-group window in polars costs ten times more
 /// with tens of thousands of small groups).
-fn peaks(conns: LazyFrame, keys: &[&str], hold: Nanos) -> PolarsResult<LazyFrame> {
+fn peaks(conns: LazyFrame, keys: &[&str], hold: Expr) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     // One integer sort key, `2t` for an opening and `2t + 1` for a closing,
     // orders events by time with openings first at equal times.
@@ -267,8 +286,8 @@ fn peaks(conns: LazyFrame, keys: &[&str], hold: Nanos) -> PolarsResult<LazyFrame
     ]);
     let mut closes = key_exprs;
     closes.extend([
-        (col("end") + lit(hold)).alias("t"),
-        ((col("end") + lit(hold)) * lit(2i64) + lit(1i64)).alias("order"),
+        (col("end") + hold.clone()).alias("t"),
+        ((col("end") + hold) * lit(2i64) + lit(1i64)).alias("order"),
     ]);
     let events = concat(
         [conns.clone().select(opens), conns.select(closes)],
@@ -318,7 +337,8 @@ fn peaks(conns: LazyFrame, keys: &[&str], hold: Nanos) -> PolarsResult<LazyFrame
 /// Fan-in per group of server keys (ports: proto+port; endpoints: +address).
 pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult<LazyFrame> {
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    let failed = state_in(&FAILED).and(col("syn_seen"));
+    let tcp = col("proto").eq(lit(Proto::Tcp as u8));
+    let failed = state_in(&FAILED).and(col("syn_seen").or(tcp.not()));
     let main = conns.clone().group_by(key_exprs.clone()).agg([
         col("resp_addr")
             .n_unique()
@@ -361,7 +381,7 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
         .agg([len()])
         .group_by(key_exprs.clone())
         .agg([len().cast(DataType::UInt64).alias("client_sockets")]);
-    let peak = peaks(conns, keys, 0)?;
+    let peak = peaks(conns, keys, lit(0i64))?;
     let join = |l: LazyFrame, r: LazyFrame| {
         l.join(
             r,
@@ -430,8 +450,8 @@ pub fn clients(conns: LazyFrame) -> PolarsResult<LazyFrame> {
         col("orig_port").min().alias("lowest_port"),
         col("orig_port").max().alias("highest_port"),
     ]);
-    let open = peaks(conns.clone(), &keys, 0)?;
-    let held = peaks(conns, &keys, TIME_WAIT)?;
+    let open = peaks(conns.clone(), &keys, lit(0i64))?;
+    let held = peaks(conns, &keys, col("time_wait"))?;
     let join = |l: LazyFrame, r: LazyFrame| {
         l.join(
             r,
