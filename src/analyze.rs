@@ -482,7 +482,7 @@ impl Session {
                 last_packet: span.map(|_| text::iso8601(last)),
                 first_ts: span.map(|_| first as f64 / 1e9),
                 last_ts: span.map(|_| last as f64 / 1e9),
-                duration_s: (last - first) as f64 / 1e9,
+                duration_s: last.saturating_sub(first) as f64 / 1e9,
             },
             packets: counts,
             connections: tally.counts(),

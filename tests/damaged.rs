@@ -332,3 +332,29 @@ fn a_gzip_stream_cut_short() {
         "connections before the cut are kept"
     );
 }
+
+/// Captures the fuzzer found crashing (fuzz/README.md): an IPv6 chain that
+/// made etherparse read out of bounds, an IPv4 first fragment of total
+/// length 0, and pcapng timestamps at the ends of the 64-bit nanosecond
+/// range, where timer arithmetic overflowed.
+#[test]
+fn fuzz_found_captures_run_to_a_result() {
+    for name in [
+        "ipv6-route-then-hbh.pcap",
+        "ipv4-frag-len0.pcap",
+        "ts-near-max.pcapng",
+        "ts-min-then-now.pcapng",
+    ] {
+        let bytes = std::fs::read(common::data(&format!("fuzz/{name}"))).unwrap();
+        let r = analyze(&format!("fuzz-{name}"), name, &bytes);
+        assert!(matches!(r.code, 0 | 3), "{name}: {} {}", r.code, r.stderr);
+        // The charts too, whose time axes meet the same extremes.
+        let o = sockscope(&["report", r.out.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(r.out.join("report.html").exists(), "{name}");
+    }
+}

@@ -7,7 +7,6 @@
 //! `frag_timeout` (5 minutes) of packet time. This is the one place on the
 //! packet path that allocates, and only for fragmented traffic.
 
-use etherparse::{Ipv6ExtensionSlice, Ipv6ExtensionsSlice};
 use rustc_hash::FxHashMap;
 
 use super::{Addr, IpLayer, Skip};
@@ -59,26 +58,22 @@ impl Kind {
         }
     }
 
-    /// IPv6: a Fragment extension header, atomic or real.
-    pub fn of_ipv6(exts: &Ipv6ExtensionsSlice<'_>) -> Kind {
-        exts.clone()
-            .into_iter()
-            .find_map(|e| match e {
-                Ipv6ExtensionSlice::Fragment(f) => {
-                    let offset = u32::from(f.fragment_offset().value()) * 8;
-                    Some(if f.more_fragments() || offset != 0 {
-                        Kind::Part(Fragment {
-                            id: f.identification(),
-                            offset,
-                            more: f.more_fragments(),
-                        })
-                    } else {
-                        Kind::Atomic
-                    })
-                }
-                _ => None,
+    /// IPv6, from the 8 bytes of a Fragment extension header: atomic (offset
+    /// 0, no more fragments) or a real fragment.
+    pub fn of_ipv6(header: &[u8]) -> Kind {
+        let field = |i: usize| header.get(i).copied().unwrap_or(0);
+        let flags_offset = u16::from_be_bytes([field(2), field(3)]);
+        let offset = u32::from(flags_offset >> 3) * 8;
+        let more = flags_offset & 1 != 0;
+        if more || offset != 0 {
+            Kind::Part(Fragment {
+                id: u32::from_be_bytes([field(4), field(5), field(6), field(7)]),
+                offset,
+                more,
             })
-            .unwrap_or(Kind::Whole)
+        } else {
+            Kind::Atomic
+        }
     }
 }
 
@@ -139,7 +134,9 @@ impl Pool {
     /// Add a fragment; returns the whole datagram when this one completes it.
     pub fn add(&mut self, ts: Nanos, ip: &IpLayer<'_>, f: Fragment) -> Result<Whole<'_>, Skip> {
         let end = f.offset + ip.payload_len;
-        if end > MAX_DATAGRAM_LEN {
+        // A length field below the payload (0 under segmentation offload)
+        // cannot head a datagram.
+        if end > MAX_DATAGRAM_LEN || ip.ip_len < ip.payload_len {
             return Err(Skip::BadFragment);
         }
         self.expire(ts);
@@ -189,7 +186,8 @@ impl Pool {
     fn expire(&mut self, now: Nanos) {
         if self.pending.len() >= MAX_DATAGRAMS {
             // Full: drop everything past its timeout, then the oldest.
-            self.pending.retain(|_, d| now - d.last_ts < FRAG_TIMEOUT);
+            self.pending
+                .retain(|_, d| now.saturating_sub(d.last_ts) < FRAG_TIMEOUT);
             if self.pending.len() >= MAX_DATAGRAMS {
                 if let Some(oldest) = self
                     .pending

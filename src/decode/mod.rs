@@ -436,6 +436,11 @@ fn ipv4_layer(bytes: &[u8], wire: usize, verify: bool) -> Result<IpLayer<'_>, Sk
     })
 }
 
+/// The IPv6 header and its extension headers, walked by hand with bounds
+/// checks (etherparse 0.21 reads out of bounds on some malformed chains)
+/// to the transport and any fragment header. Lengths: hop-by-hop, routing,
+/// destination options, mobility, HIP and shim6 in 8-octet units after the
+/// first 8, authentication in 4-octet units after the first 8, fragment 8.
 fn ipv6_layer(bytes: &[u8], wire: usize) -> Result<IpLayer<'_>, Skip> {
     if bytes.len() < 40 {
         return Err(Skip::TruncatedIpHeader);
@@ -444,23 +449,54 @@ fn ipv6_layer(bytes: &[u8], wire: usize) -> Result<IpLayer<'_>, Skip> {
     if total > wire {
         return Err(Skip::IpLenExceedsWire);
     }
-    let (slice, _) =
-        LaxIpSlice::from_slice(&bytes[..total.min(bytes.len())]).map_err(|_| Skip::BadIpHeader)?;
-    let LaxIpSlice::Ipv6(v6) = slice else {
-        return Err(Skip::BadIpHeader);
+    let captured = &bytes[..total.min(bytes.len())];
+    // Past the IP length the header is malformed; past the captured bytes
+    // only cut by the snap length.
+    let past = |end: usize| {
+        if end > total {
+            Skip::BadIpHeader
+        } else {
+            Skip::TruncatedIpHeader
+        }
     };
-    let h = v6.header();
-    let payload = v6.payload();
-    let start = payload.payload.as_ptr() as usize - bytes.as_ptr() as usize;
-    let fragment = frag::Kind::of_ipv6(v6.extensions());
+    let (mut next, mut at, mut fragment) = (bytes[6], 40, frag::Kind::Whole);
+    loop {
+        let units = || {
+            captured
+                .get(at + 1)
+                .map(|b| usize::from(*b))
+                .ok_or(past(at + 2))
+        };
+        let len = match next {
+            0 | 43 | 60 | 135 | 139 | 140 => 8 * (1 + units()?),
+            44 => 8,
+            51 => 4 * (2 + units()?),
+            _ => break,
+        };
+        let header = captured.get(at..at + len).ok_or(past(at + len))?;
+        let is_fragment = next == 44;
+        next = header[0];
+        at += len;
+        if is_fragment {
+            fragment = frag::Kind::of_ipv6(header);
+            // What follows a later fragment is data, not headers.
+            if matches!(fragment, frag::Kind::Part(f) if f.offset() != 0) {
+                break;
+            }
+        }
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&bytes[8..24]);
+    dst.copy_from_slice(&bytes[24..40]);
     Ok(IpLayer {
-        src: Addr(h.source()),
-        dst: Addr(h.destination()),
-        proto: payload.ip_number.0,
+        src: Addr(src),
+        dst: Addr(dst),
+        proto: next,
         v6: true,
         ip_len: total as u32,
-        payload: payload.payload,
-        payload_len: (total.saturating_sub(start)) as u32,
+        payload: &captured[at..],
+        payload_len: (total - at) as u32,
         fragment,
     })
 }

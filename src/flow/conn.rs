@@ -207,7 +207,7 @@ impl Conn {
         };
         let (flip, inactivity) = match pkt.l4 {
             L4::Tcp(tcp) => {
-                c.add_timer(now + t.tcp_syn_timeout, TimerKind::Expire);
+                c.add_timer(now.saturating_add(t.tcp_syn_timeout), TimerKind::Expire);
                 c.life.midstream =
                     !tcp.has(crate::decode::TCP_SYN) || tcp.has(crate::decode::TCP_ACK);
                 (tcp::flip_at_creation(&tcp), t.udp_inactivity)
@@ -231,7 +231,10 @@ impl Conn {
                 c.app = App::Dns {
                     first_pending: true,
                 };
-                c.add_timer(now + DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
+                c.add_timer(
+                    now.saturating_add(DNS_SESSION_TIMEOUT),
+                    TimerKind::DnsExpire,
+                );
             } else if resp_port == 123 {
                 c.app = App::Ntp {
                     flipped: [false; 2],
@@ -409,9 +412,13 @@ impl Conn {
                     self.timers[i] = None;
                     let expired = match kind {
                         TimerKind::DnsExpire => {
-                            let idle = now - self.last >= DNS_SESSION_TIMEOUT - 1_000_000_000;
+                            let idle = now.saturating_sub(self.last)
+                                >= DNS_SESSION_TIMEOUT - 1_000_000_000;
                             if !idle {
-                                self.add_timer(now + DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
+                                self.add_timer(
+                                    now.saturating_add(DNS_SESSION_TIMEOUT),
+                                    TimerKind::DnsExpire,
+                                );
                             }
                             idle
                         }
@@ -493,7 +500,7 @@ impl Conn {
         ConnRecord {
             uid: self.uid,
             start: self.start,
-            duration: self.last - self.start,
+            duration: self.last.saturating_sub(self.start),
             orig: self.hosts[o].0,
             orig_port: self.hosts[o].1,
             resp: self.hosts[r].0,

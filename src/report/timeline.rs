@@ -61,7 +61,7 @@ impl Bins {
     /// Bins covering `[first, last]`: the given width, or the smallest step
     /// giving at most 1000 bins (so a capture gets 100–1000 when it can).
     pub fn new(first: Nanos, last: Nanos, width: Option<Nanos>) -> Bins {
-        let span = (last - first).max(1);
+        let span = last.saturating_sub(first).max(1);
         let width = width.filter(|w| *w > 0).unwrap_or_else(|| {
             STEPS
                 .iter()
@@ -69,13 +69,14 @@ impl Bins {
                 .find(|w| span / w < 1000)
                 .unwrap_or(STEPS[STEPS.len() - 1])
         });
-        let t0 = first.div_euclid(width) * width;
-        let count = ((last - t0) / width + 1).max(1) as usize;
+        // Saturating: timestamps may sit at the ends of the i64 range.
+        let t0 = first.saturating_sub(first.rem_euclid(width));
+        let count = (last.saturating_sub(t0) / width + 1).max(1) as usize;
         Bins { t0, width, count }
     }
 
     pub fn index(&self, ts: Nanos) -> usize {
-        (((ts - self.t0).max(0)) / self.width) as usize
+        (ts.saturating_sub(self.t0).max(0) / self.width) as usize
     }
 }
 
