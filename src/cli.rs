@@ -35,9 +35,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Analyze capture files into conn.log, connections.csv and summary.json.
+    /// Analyze capture files: conn.log, connections (CSV, Parquet), fan-in,
+    /// client and timeline tables, charts, report.html, summary.json.
     #[command(after_help = "Examples:\n  \
-        sockscope analyze samples/http-fanin.pcap --out out/\n  \
+        sockscope analyze samples/http-fanin.pcap.gz --out out/\n  \
+        sockscope analyze big.pcap --out out/ --no-charts --threads 4\n  \
         sockscope analyze rotated-*.pcap.gz --out out/ --filter 'tcp port 443'\n  \
         tcpdump -w - -i eth0 | sockscope analyze - --out out/\n\n\
         Exit status: 0 success; 1 error (nothing usable written); 3 an input was damaged \
@@ -68,6 +70,9 @@ pub enum Command {
         report.html. Needs root or CAP_NET_RAW+CAP_NET_ADMIN.")]
     Capture(CaptureArgs),
     /// List capture interfaces.
+    #[command(after_help = "Example:\n  \
+        sockscope interfaces\n\n\
+        Prints name, flags (up, running, loopback) and addresses, one interface per line.")]
     Interfaces,
     /// Write a synthetic capture with known contents: attack traffic to test
     /// bounded memory, or a large fan-in.
@@ -105,12 +110,13 @@ pub struct GenerateArgs {
     /// Fan-in: connections to open.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: u64,
-    /// Fan-in: distinct client addresses.
+    /// Fan-in: client addresses to draw each connection's client from.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub clients: u32,
     /// Packets per second (floods, scan) or new connections per second (fan-in).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Random seed: the same seed writes the same file.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }

@@ -17,6 +17,9 @@ use super::timeline::{self, Bins};
 use super::traffic::Traffic;
 use super::{charts, html};
 
+/// Connections above which the table halves run one after the other.
+const PARALLEL_ROWS: usize = 1_000_000;
+
 /// What to build.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportOptions {
@@ -201,58 +204,60 @@ pub fn run(
     let traffic_path = dir.join("traffic.parquet");
     let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
 
-    // Two independent halves, one per core: ports then the timeline (whose
-    // series are the top ports), and endpoints then clients.
-    let (by_port, by_client) = std::thread::scope(|scope| {
-        let by_client = scope.spawn(|| -> Result<_, ReportError> {
-            let mut files = Vec::new();
-            let endpoints = tables::fanin(
-                conns
-                    .frame
-                    .clone()
-                    .with_column(col("resp_addr").alias("server"))
-                    .with_column(col("resp_port").alias("port")),
-                &["proto", "server", "port"],
-                secs,
-            )
-            .and_then(LazyFrame::collect)
-            .map_err(&err)?;
-            write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
-            let clients = tables::clients(conns.frame.clone())
-                .and_then(LazyFrame::collect)
-                .map_err(&err)?;
-            let clients = write_table(dir, &conns, "clients", clients, &mut files)?;
-            Ok((clients, files))
-        });
-        let by_port = (|| -> Result<_, ReportError> {
-            let mut files = Vec::new();
-            let ports = tables::fanin(
-                conns
-                    .frame
-                    .clone()
-                    .with_column(col("resp_port").alias("port")),
-                &["proto", "port"],
-                secs,
-            )
-            .and_then(LazyFrame::collect)
-            .map_err(&err)?;
-            let ports = write_table(dir, &conns, "ports", ports, &mut files)?;
-            let top = top_ports(&ports, opts.top).map_err(&err)?;
-            let series: Vec<(String, u16)> =
-                top.iter().map(|r| (r.proto.clone(), r.port)).collect();
-            let tl =
-                timeline::timeline(conns.frame.clone(), &bins, &series, &traffic).map_err(&err)?;
-            let tl = write_table(dir, &conns, "timeline", tl, &mut files)?;
-            Ok((ports, top, tl, files))
-        })();
-        let by_client = by_client.join().unwrap_or_else(|_| {
-            Err(ReportError::Data {
-                path: dir.to_path_buf(),
-                message: "internal error: the table thread stopped unexpectedly".into(),
-            })
-        });
-        (by_port, by_client)
-    });
+    // Two independent halves: ports then the timeline (whose series are the
+    // top ports), and endpoints then clients.
+    let client_half = || -> Result<_, ReportError> {
+        let mut files = Vec::new();
+        let endpoints = tables::fanin(
+            conns
+                .frame
+                .clone()
+                .with_column(col("resp_addr").alias("server"))
+                .with_column(col("resp_port").alias("port")),
+            &["proto", "server", "port"],
+            secs,
+        )
+        .map_err(&err)?;
+        write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
+        let clients = tables::clients(conns.frame.clone()).map_err(&err)?;
+        let clients = write_table(dir, &conns, "clients", clients, &mut files)?;
+        Ok((clients, files))
+    };
+    let port_half = || -> Result<_, ReportError> {
+        let mut files = Vec::new();
+        let ports = tables::fanin(
+            conns
+                .frame
+                .clone()
+                .with_column(col("resp_port").alias("port")),
+            &["proto", "port"],
+            secs,
+        )
+        .map_err(&err)?;
+        let ports = write_table(dir, &conns, "ports", ports, &mut files)?;
+        let top = top_ports(&ports, opts.top).map_err(&err)?;
+        let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
+        let tl = timeline::timeline(conns.frame.clone(), &bins, &series, &traffic).map_err(&err)?;
+        let tl = write_table(dir, &conns, "timeline", tl, &mut files)?;
+        Ok((ports, top, tl, files))
+    };
+    // One per core; but one after the other when they are big, so their
+    // working sets do not add up.
+    let (by_port, by_client) = if conns.rows() > PARALLEL_ROWS {
+        (port_half(), client_half())
+    } else {
+        std::thread::scope(|scope| {
+            let by_client = scope.spawn(client_half);
+            let by_port = port_half();
+            let by_client = by_client.join().unwrap_or_else(|_| {
+                Err(ReportError::Data {
+                    path: dir.to_path_buf(),
+                    message: "internal error: the table thread stopped unexpectedly".into(),
+                })
+            });
+            (by_port, by_client)
+        })
+    };
     let (ports, top, tl, mut files) = by_port?;
     let (clients, client_files) = by_client?;
     files.extend(client_files);

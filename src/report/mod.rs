@@ -69,6 +69,11 @@ impl RecordText {
     }
 }
 
+/// Most connections kept in memory for the tables (about 100 bytes each):
+/// beyond it they are read back from connections.parquet, so the analysis
+/// itself stays within bounded memory however many connections pass.
+pub const KEEP_LIMIT: usize = 250_000;
+
 /// The formatters write ASCII only, so this never comes out empty.
 fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
@@ -80,7 +85,8 @@ pub struct RecordWriters {
     csv: ConnectionsCsv,
     parquet: ConnectionsParquet,
     text: RecordText,
-    /// The columns the fan-in tables need, kept for them (offline runs).
+    /// The columns the fan-in tables need, kept for them (offline runs)
+    /// up to [`KEEP_LIMIT`] connections.
     conns: Option<tables::ConnsBuilder>,
     pub tally: RecordTally,
     /// The first write error; later records are dropped once one occurred.
@@ -89,7 +95,8 @@ pub struct RecordWriters {
 
 impl RecordWriters {
     /// `keep` keeps what the fan-in tables need in memory, so they are built
-    /// without reading connections.parquet back.
+    /// without reading connections.parquet back, unless the run outgrows
+    /// [`KEEP_LIMIT`] connections.
     pub fn create(
         dir: &Path,
         vlan_key: bool,
@@ -118,6 +125,9 @@ impl RecordWriters {
         self.text.fill(r);
         if let Some(c) = &mut self.conns {
             c.push(r, &self.text);
+            if c.len() > KEEP_LIMIT {
+                self.conns = None;
+            }
         }
         self.conn_log.write(r, &self.text)?;
         self.csv.write(r, &self.text)?;

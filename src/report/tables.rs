@@ -53,6 +53,7 @@ pub struct Conns {
     /// Times are integer nanoseconds (`start`, `end`, `duration_ns`).
     pub frame: LazyFrame,
     addrs: Vec<String>,
+    rows: usize,
 }
 
 impl std::fmt::Debug for Conns {
@@ -83,6 +84,14 @@ pub struct ConnsBuilder {
 }
 
 impl ConnsBuilder {
+    pub fn len(&self) -> usize {
+        self.proto.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.proto.is_empty()
+    }
+
     pub fn push(&mut self, r: &ConnRecord, text: &RecordText) {
         let mut id = |a: Addr, name: &str| {
             *self.ids.entry(a).or_insert_with(|| {
@@ -132,6 +141,7 @@ impl ConnsBuilder {
             ],
         )?;
         Ok(Conns {
+            rows: frame.height(),
             frame: frame.lazy(),
             addrs,
         })
@@ -172,6 +182,11 @@ pub fn proto_code(name: &str) -> u8 {
 }
 
 impl Conns {
+    /// How many connections.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Read the columns the tables need from connections.parquet.
     pub fn load(parquet: &Path) -> PolarsResult<Conns> {
         let mut df = LazyFrame::scan_parquet(
@@ -233,6 +248,7 @@ impl Conns {
             .collect();
         df.with_column(protos.with_name("proto".into()).into_column())?;
         Ok(Conns {
+            rows: df.height(),
             frame: df.lazy(),
             addrs,
         })
@@ -335,7 +351,7 @@ fn peaks(conns: LazyFrame, keys: &[&str], hold: Expr) -> PolarsResult<LazyFrame>
 }
 
 /// Fan-in per group of server keys (ports: proto+port; endpoints: +address).
-pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult<LazyFrame> {
+pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult<DataFrame> {
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     let tcp = col("proto").eq(lit(Proto::Tcp as u8));
     let failed = state_in(&FAILED).and(col("syn_seen").or(tcp.not()));
@@ -419,21 +435,43 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
         col("bytes_to_client"),
         col("median_duration_s"),
     ]);
-    // Ties in key order, so a table comes out the same however it is built.
-    let mut order = vec![col("clients"), col("connections")];
-    order.extend(key_exprs.iter().cloned());
-    let mut descending = vec![true, true];
-    descending.extend(vec![false; key_exprs.len()]);
-    Ok(join(join(main, sockets), peak)
-        .select(select)
-        .sort_by_exprs(
-            order,
-            SortMultipleOptions::default().with_order_descending_multi(descending),
-        ))
+    let table = join(join(main, sockets), peak).select(select).collect()?;
+    let mut order = vec![("clients", true), ("connections", true)];
+    order.extend(keys.iter().map(|k| (*k, false)));
+    sort_rows(table, &order)
+}
+
+/// Sort rows by columns in turn (`true`: descending); ties end in key order,
+/// so a table comes out the same however it was built. One index sort over
+/// typed values: polars' multi-column sort compares through dynamic calls,
+/// which dominated the tables of a million-client flood.
+fn sort_rows(df: DataFrame, by: &[(&str, bool)]) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(by.len());
+    for (name, descending) in by {
+        let values = df.column(name)?.cast(&DataType::Float64)?;
+        let values: Vec<f64> = values
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NEG_INFINITY))
+            .collect();
+        columns.push((values, *descending));
+    }
+    let mut rows: Vec<IdxSize> = (0..df.height() as IdxSize).collect();
+    rows.sort_unstable_by(|&a, &b| {
+        columns
+            .iter()
+            .map(|(v, descending)| {
+                let o = v[a as usize].total_cmp(&v[b as usize]);
+                if *descending { o.reverse() } else { o }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    df.take(&IdxCa::from_vec("rows".into(), rows))
 }
 
 /// Per client address and server endpoint: ephemeral port use and reuse.
-pub fn clients(conns: LazyFrame) -> PolarsResult<LazyFrame> {
+pub fn clients(conns: LazyFrame) -> PolarsResult<DataFrame> {
     let keys = ["proto", "orig_addr", "resp_addr", "resp_port"];
     let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     let conns = conns.filter(
@@ -491,11 +529,7 @@ pub fn clients(conns: LazyFrame) -> PolarsResult<LazyFrame> {
         (col("peak_ports_held").cast(DataType::Float64) / lit(f64::from(EPHEMERAL_PORTS)))
             .alias("exhaustion_risk"),
     ]);
-    let mut order = vec![col("exhaustion_risk"), col("connections")];
-    order.extend(keys.map(col));
-    Ok(both.select(select).sort_by_exprs(
-        order,
-        SortMultipleOptions::default()
-            .with_order_descending_multi([true, true, false, false, false, false]),
-    ))
+    let mut order = vec![("exhaustion_risk", true), ("connections", true)];
+    order.extend(keys.map(|k| (k, false)));
+    sort_rows(both.select(select).collect()?, &order)
 }
