@@ -144,6 +144,14 @@ fn progress_bar(quiet: bool) -> Bar {
 }
 
 fn main() -> ExitCode {
+    // glibc gives every thread its own malloc arena; with the reader,
+    // shards, writer and polars' pool that fragments into a third more
+    // resident memory for no speed (measured on the 1 GB reference).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: a malloc tuning call before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,
