@@ -149,6 +149,19 @@ impl FlowTable {
         }
     }
 
+    /// A table with room for `flows` connections (and their timers) made up
+    /// front, so it does not grow while that many or fewer are live.
+    pub fn with_capacity(cfg: FlowConfig, flows: usize) -> FlowTable {
+        let mut t = FlowTable::new(cfg);
+        t.map.reserve(flows);
+        t.slots.reserve(flows);
+        t.free.reserve(flows);
+        // Removed connections leave timer entries until the heap is rebuilt
+        // at four times the live count.
+        t.timers.reserve(4 * flows + 64);
+        t
+    }
+
     pub fn stats(&self) -> TableStats {
         self.stats
     }
