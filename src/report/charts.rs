@@ -209,15 +209,39 @@ pub struct ChartData<'a> {
 
 /// Draw every chart; returns (file, title) pairs in display order.
 pub fn draw_all(d: &ChartData<'_>) -> Result<Vec<(PathBuf, &'static str)>, ReportError> {
-    Ok(vec![
-        (fanin(d)?, "Fan-in: top server ports by distinct clients"),
-        (concurrency(d)?, "Concurrent connections per server port"),
-        (lifecycles(d)?, "Connection lifecycles (sample)"),
-        (states(d)?, "Connections by state and close reason"),
-        (durations(d)?, "Durations and handshake round trips"),
-        (ephemeral(d)?, "Ephemeral ports of the busiest clients"),
-        (throughput(d)?, "Throughput"),
-    ])
+    type Draw = fn(&ChartData<'_>) -> Result<PathBuf, ReportError>;
+    let charts: [(Draw, &'static str); 7] = [
+        (fanin, "Fan-in: top server ports by distinct clients"),
+        (concurrency, "Concurrent connections per server port"),
+        (lifecycles, "Connection lifecycles (sample)"),
+        (states, "Connections by state and close reason"),
+        (durations, "Durations and handshake round trips"),
+        (ephemeral, "Ephemeral ports of the busiest clients"),
+        (throughput, "Throughput"),
+    ];
+    // Two threads, the slowest charts (lifecycles, ephemeral ports) apart.
+    const SECOND: [usize; 3] = [1, 4, 5];
+    let (first, second) = std::thread::scope(|scope| {
+        let draw = move |pick: fn(&usize) -> bool| {
+            (0..charts.len())
+                .filter(|i| pick(i))
+                .map(|i| (i, charts[i].0(d)))
+                .collect::<Vec<_>>()
+        };
+        let second = scope.spawn(move || draw(|i| SECOND.contains(i)));
+        let first = draw(|i| !SECOND.contains(i));
+        (first, second.join())
+    });
+    let second = second.map_err(|_| ReportError::Data {
+        path: d.dir.to_path_buf(),
+        message: "internal error: the chart thread stopped unexpectedly".into(),
+    })?;
+    let mut drawn: Vec<_> = first.into_iter().chain(second).collect();
+    drawn.sort_by_key(|(i, _)| *i);
+    drawn
+        .into_iter()
+        .map(|(i, path)| path.map(|p| (p, charts[i].1)))
+        .collect()
 }
 
 fn fanin(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
