@@ -224,7 +224,7 @@ pub fn draw_all(d: &ChartData<'_>) -> Result<Vec<(PathBuf, &'static str)>, Repor
     let (first, second) = std::thread::scope(|scope| {
         let draw = move |pick: fn(&usize) -> bool| {
             (0..charts.len())
-                .filter(|i| pick(i))
+                .filter(pick)
                 .map(|i| (i, charts[i].0(d)))
                 .collect::<Vec<_>>()
         };
