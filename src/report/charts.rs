@@ -18,6 +18,9 @@ use super::timeline::Bins;
 pub const WIDTH: u32 = 1200;
 pub const HEIGHT: u32 = 700;
 const FONT: &str = "sans-serif";
+/// Addresses in row labels: fixed-width digits line up, and small
+/// proportional text rendered with uneven gaps after some digits.
+const MONO: &str = "monospace";
 /// Lifecycle bars drawn at most (the longest, then an even sample).
 const GANTT_ROWS: usize = 40;
 const GANTT_LONGEST: usize = 12;
@@ -59,6 +62,8 @@ fn register_fonts() {
         // The bundled DejaVu font is valid; a failure would only mean no text.
         let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
         let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+        let _ =
+            plotters::style::register_font(MONO, FontStyle::Normal, dejavu::sans_mono::regular());
     });
 }
 
@@ -134,7 +139,7 @@ fn row_labels<DB: DrawingBackend>(
     size: u32,
 ) -> Result<(), String> {
     let style =
-        TextStyle::from((FONT, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
+        TextStyle::from((MONO, size).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Right,
             plotters::style::text_anchor::VPos::Center,
         ));
@@ -511,16 +516,17 @@ fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
             .y_labels(0)
             .x_label_formatter(&|x| clock(t0 as Nanos, *x))
             .x_desc("time (UTC)")
-            .label_style((FONT, 13))
+            .label_style((FONT, 15))
             .draw()
             .map_err(e2s)?;
-        row_labels(&plot, &chart, &label, 11)?;
+        row_labels(&plot, &chart, &label, 12)?;
         for i in 0..n {
             let c = reason_color(&reason[i]);
             let y0 = i as f64 + 0.15;
             let y1 = i as f64 + 0.85;
             let s = rel(start[i]);
-            let e = rel(end[i]).max(s + span / 1500.0);
+            // At least ~3 pixels, so a short connection shows as a tick.
+            let e = rel(end[i]).max(s + span / 250.0);
             // Handshake: first SYN until the handshake completed.
             let hs_end = [est[i], synack[i]]
                 .into_iter()
@@ -541,7 +547,7 @@ fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
             if let Some(h) = hs_end {
                 bars.push((
                     hs_start,
-                    h.max(hs_start + span / 3000.0),
+                    h.max(hs_start + span / 500.0),
                     c.mix(0.35).filled(),
                 ));
             }
@@ -892,7 +898,7 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
-            .label_font((FONT, 13))
+            .label_font((MONO, 13))
             .draw()
             .map_err(e2s)
     })
