@@ -838,6 +838,7 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
     draw(d.dir, "ephemeral.png", |root| {
         let t0 = d.bins.t0;
         let mut xmax: f64 = 1.0;
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         let mut data = Vec::new();
         for (label, df) in &sets {
             let t = floats(df, "t")?;
@@ -850,8 +851,19 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
                 .map(|(t, p)| ((t - t0 as f64) / 1e9, *p))
                 .collect();
             xmax = pts.iter().map(|p| p.0).fold(xmax, f64::max);
+            lo = p.iter().copied().fold(lo, f64::min);
+            hi = p.iter().copied().fold(hi, f64::max);
             data.push((label.clone(), pts, t.len()));
         }
+        // The ports actually used, with a margin: reuse shows as repeats
+        // only when the axis is not the whole 0-65535.
+        let (lo, hi) = if lo <= hi {
+            (lo, hi)
+        } else {
+            (32768.0, 60999.0)
+        };
+        let pad = ((hi - lo) * 0.05).max(10.0);
+        let (lo, hi) = ((lo - pad).max(0.0), (hi + pad).min(65536.0));
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "Ephemeral ports used by the busiest clients (repeats = port reuse)",
@@ -860,7 +872,7 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..xmax * 1.02, 0f64..65536f64)
+            .build_cartesian_2d(0f64..xmax * 1.02, lo..hi)
             .map_err(e2s)?;
         chart
             .configure_mesh()
@@ -871,10 +883,13 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
             .label_style((FONT, 15))
             .draw()
             .map_err(e2s)?;
-        // The usual Linux ephemeral range, for reference.
+        // The usual Linux ephemeral range (the part in view), for reference.
         chart
             .draw_series([Rectangle::new(
-                [(0.0, 32768.0), (xmax * 1.02, 60999.0)],
+                [
+                    (0.0, 32768f64.clamp(lo, hi)),
+                    (xmax * 1.02, 60999f64.clamp(lo, hi)),
+                ],
                 RGBColor(230, 230, 230).filled(),
             )])
             .map_err(e2s)?
