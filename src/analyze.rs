@@ -43,6 +43,8 @@ pub struct AnalyzeConfig {
     pub flow: FlowConfig,
     /// Threads on the packet path (1: read, decode and track on one).
     pub threads: usize,
+    /// The fan-in tables will be built after the run.
+    pub tables: bool,
 }
 
 /// Progress reporting hooks (the binary draws a bar; the library never prints).
@@ -301,6 +303,8 @@ pub struct SessionConfig {
     /// Threads on the packet path: 1 tracks on the caller's thread, more
     /// start `threads - 1` shard threads.
     pub threads: usize,
+    /// The fan-in tables will be built after the run (keep their columns).
+    pub tables: bool,
 }
 
 /// One run of the engine: frames in, records written.
@@ -325,7 +329,7 @@ impl Session {
         output::prepare_dir(&cfg.out, cfg.force)?;
         // Offline runs keep the table columns for the reports; a live
         // capture may run for days, so its reports read them back instead.
-        let keep = cfg.mode == Mode::Atomic;
+        let keep = cfg.tables && cfg.mode == Mode::Atomic;
         let mut writers = RecordWriters::create(&cfg.out, cfg.flow.vlan_key, cfg.mode, keep)?;
         let (tx, rx) = sync_channel::<ToWriter>(4);
         let writer = std::thread::spawn(move || {
@@ -542,6 +546,7 @@ pub fn run(cfg: &AnalyzeConfig, progress: &dyn Progress) -> Result<Outcome, Anal
             filter: cfg.filter.clone(),
             mode: Mode::Atomic,
             threads: cfg.threads,
+            tables: cfg.tables,
         },
         inputs,
     )?;

@@ -196,6 +196,7 @@ impl CaptureArgs {
                 mode: Mode::Journal,
                 // The live view reads the table, so it stays on one thread.
                 threads: 1,
+                tables: true,
             },
             duration: self
                 .duration
@@ -290,6 +291,11 @@ pub struct AnalyzeArgs {
     /// Write into a non-empty directory that is not a previous sockscope output.
     #[arg(long)]
     pub force: bool,
+    /// Only conn.log, connections.csv/.parquet and summary.json: no fan-in
+    /// tables or charts (build them later with `sockscope report DIR`).
+    /// Memory then stays bounded by --max-flows however many connections.
+    #[arg(long)]
+    pub no_tables: bool,
     /// Threads on the packet path: one reads and decodes, the others track
     /// connections (1: all on one thread). Default: the number of CPUs.
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -373,6 +379,7 @@ impl AnalyzeArgs {
                 || std::thread::available_parallelism().map_or(1, |n| n.get()),
                 usize::from,
             ),
+            tables: !self.no_tables,
         }
     }
 }

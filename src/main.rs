@@ -248,7 +248,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             for w in &outcome.summary.warnings {
                 eprintln!("sockscope: warning: {w}");
             }
-            let reports = build::run(&cfg.out, &args.report.options(), outcome.conns.take())?;
+            let reports = if cfg.tables {
+                build::run(&cfg.out, &args.report.options(), outcome.conns.take())?
+            } else {
+                build::ReportOutcome::default()
+            };
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.out);
             }

@@ -215,3 +215,33 @@ fn shard_threads_and_report_rebuilds_give_identical_results() {
         assert!(want == read(&rebuilt), "{table} differs when rebuilt");
     }
 }
+
+#[test]
+fn no_tables_writes_the_records_and_report_builds_the_rest_later() {
+    let dir = scratch("reports-no-tables");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/http-fanin.pcap.gz");
+    let (full, lean) = (dir.join("full"), dir.join("lean"));
+    analyze(&[&sample], &full, &["--no-charts"]);
+    analyze(&[&sample], &lean, &["--no-tables"]);
+    let mut names: Vec<String> = std::fs::read_dir(&lean)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "conn.log",
+            "connections.csv",
+            "connections.parquet",
+            "summary.json",
+            "traffic.parquet"
+        ]
+    );
+    let o = sockscope(&["report", lean.to_str().unwrap(), "--no-charts"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for table in ["ports.csv", "clients.csv", "timeline.csv"] {
+        let read = |d: &Path| std::fs::read_to_string(d.join(table)).unwrap();
+        assert!(read(&full) == read(&lean), "{table}");
+    }
+}
