@@ -122,14 +122,23 @@ fn analyze(name: &str, file: &str, bytes: &[u8]) -> Run {
     let input = dir.join(file);
     std::fs::write(&input, bytes).unwrap();
     let out = dir.join("out");
-    let o = sockscope(&[
-        "analyze",
-        "--quiet",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-charts",
-    ]);
+    // With a deadline: a hang must fail the test, not stall the suite.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(["analyze", "--quiet", "--no-charts", "--out"])
+        .arg(&out)
+        .arg(&input)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{file}: still running after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
     Run {
@@ -333,10 +342,11 @@ fn a_gzip_stream_cut_short() {
     );
 }
 
-/// Captures the fuzzer found crashing (fuzz/README.md): an IPv6 chain that
-/// made etherparse read out of bounds, an IPv4 first fragment of total
-/// length 0, and pcapng timestamps at the ends of the 64-bit nanosecond
-/// range, where timer arithmetic overflowed.
+/// Captures the fuzzer found crashing or hanging (fuzz/README.md): an IPv6
+/// chain that made etherparse read out of bounds, an IPv4 first fragment of
+/// total length 0, pcapng timestamps at the ends of the 64-bit nanosecond
+/// range, where timer arithmetic overflowed, and a packet at exactly the
+/// largest time, where a re-armed timer was due again forever.
 #[test]
 fn fuzz_found_captures_run_to_a_result() {
     for name in [
@@ -344,6 +354,7 @@ fn fuzz_found_captures_run_to_a_result() {
         "ipv4-frag-len0.pcap",
         "ts-near-max.pcapng",
         "ts-min-then-now.pcapng",
+        "ts-at-max-loop.pcapng",
     ] {
         let bytes = std::fs::read(common::data(&format!("fuzz/{name}"))).unwrap();
         let r = analyze(&format!("fuzz-{name}"), name, &bytes);

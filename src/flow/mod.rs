@@ -79,6 +79,9 @@ pub struct TableStats {
 
 const NIL: u32 = u32::MAX;
 
+/// The latest time the clock shows (see [`FlowTable::process`]).
+const LAST_TICK: Nanos = Nanos::MAX - 1;
+
 fn key_of(pkt: &Packet, tuple: &conn::Tuple, vlan_key: bool) -> FlowKey {
     let (vlan, inner_vlan) = if vlan_key {
         (pkt.vlan, pkt.inner_vlan)
@@ -188,8 +191,11 @@ impl FlowTable {
     /// Handle one packet; returns whether its sender is the connection's originator.
     pub fn process<S: RecordSink + ?Sized>(&mut self, pkt: &Packet, sink: &mut S) -> bool {
         self.stats.packets += 1;
-        let now = if !self.started || pkt.ts >= self.clock {
-            pkt.ts
+        // The clock stops one short of Nanos::MAX, which means "never": a
+        // timer re-armed at a saturated `now + d` must not be due again.
+        let ts = pkt.ts.min(LAST_TICK);
+        let now = if !self.started || ts >= self.clock {
+            ts
         } else {
             self.stats.late_packets += 1;
             self.clock
@@ -219,6 +225,7 @@ impl FlowTable {
 
     /// Advance the clock to `now`, firing every timer due at or before it.
     pub fn advance<S: RecordSink + ?Sized>(&mut self, now: Nanos, sink: &mut S) {
+        let now = now.min(LAST_TICK);
         if self.started && now < self.clock {
             return;
         }

@@ -166,7 +166,7 @@ fn shorten(s: &str, max: usize) -> String {
 
 /// Seconds after `t0` as UTC wall-clock time.
 fn clock(t0: Nanos, secs: f64) -> String {
-    let (_, _, _, h, m, s) = text::civil(t0 + (secs * 1e9) as Nanos);
+    let (_, _, _, h, m, s) = text::civil(t0.saturating_add((secs * 1e9) as Nanos));
     format!("{h:02}:{m:02}:{s:02}")
 }
 
