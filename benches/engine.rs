@@ -10,7 +10,9 @@
 use std::hint::black_box;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::process::Command;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockscope::decode::{DecodeConfig, Decoder, Packet};
@@ -25,13 +27,7 @@ fn capture() -> &'static [u8] {
             let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
             let path = dir.join("bench-50m.pcap");
             if !path.exists() {
-                let status = Command::new("python3")
-                    .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
-                    .args(["--size-mb", "50", "--seed", "1", "-o"])
-                    .arg(&path)
-                    .status()
-                    .expect("python3 runs scripts/gen_bench.py");
-                assert!(status.success(), "gen_bench.py failed");
+                common::gen_bench(&path, "50", "1");
             }
             path
         }

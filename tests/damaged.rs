@@ -148,6 +148,12 @@ fn analyze(name: &str, file: &str, bytes: &[u8]) -> Run {
     }
 }
 
+/// Exit status 3 ("input damaged") with `warning` on stderr.
+fn assert_damaged(r: &Run, warning: &str) {
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(warning), "want {warning:?}: {}", r.stderr);
+}
+
 fn summary(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
 }
@@ -184,12 +190,9 @@ fn truncated_in_a_record_header() {
     let whole = pcap(65535, &two_sessions());
     let first = pcap(65535, &session(T0)).len();
     let r = analyze("dmg-record-header", "cut.pcap", &whole[..first + 9]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("cut.pcap: truncated at packet 7: record header needs 16 bytes, only 9 left"),
-        "{}",
-        r.stderr
+    assert_damaged(
+        &r,
+        "cut.pcap: truncated at packet 7: record header needs 16 bytes, only 9 left",
     );
     assert_eq!(states(&r.out), ["SF"]);
     assert_eq!(summary(&r.out)["inputs_intact"], false);
@@ -200,13 +203,7 @@ fn truncated_in_packet_data() {
     let whole = pcap(65535, &two_sessions());
     let first = pcap(65535, &session(T0)).len();
     let r = analyze("dmg-packet-data", "cut.pcap", &whole[..first + 16 + 20]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("cut.pcap: truncated at packet 7: packet data needs"),
-        "{}",
-        r.stderr
-    );
+    assert_damaged(&r, "cut.pcap: truncated at packet 7: packet data needs");
     assert_eq!(states(&r.out), ["SF"]);
 }
 
@@ -234,13 +231,9 @@ fn caplen_above_the_snaplen_is_read_but_above_256_kib_is_corrupt() {
     let seventh = pcap(65535, &session(T0)).len();
     f[seventh + 8..seventh + 12].copy_from_slice(&(300_000u32).to_le_bytes());
     let r = analyze("dmg-caplen-huge", "huge.pcap", &f);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "huge.pcap: corrupt at packet 7: captured length 300000 exceeds the 256 KiB maximum"
-        ),
-        "{}",
-        r.stderr
+    assert_damaged(
+        &r,
+        "huge.pcap: corrupt at packet 7: captured length 300000 exceeds the 256 KiB maximum",
     );
     assert_eq!(states(&r.out), ["SF"]);
 }
@@ -321,8 +314,7 @@ fn pcapng_oversized_and_misaligned_blocks_are_damage() {
         f.extend_from_slice(&length.to_le_bytes());
         f.extend_from_slice(&[0u8; 40]);
         let r = analyze(&format!("dmg-pcapng-{name}"), "bad.pcapng", &f);
-        assert_eq!(r.code, 3, "{name}: {}", r.stderr);
-        assert!(r.stderr.contains(want), "{name}: {}", r.stderr);
+        assert_damaged(&r, want);
         assert_eq!(states(&r.out), ["SF"], "{name}");
     }
 }
@@ -334,8 +326,7 @@ fn a_gzip_stream_cut_short() {
     enc.write_all(&pcap(65535, &two_sessions())).unwrap();
     let gz = enc.finish().unwrap();
     let r = analyze("dmg-gzip-cut", "cut.pcap.gz", &gz[..gz.len() * 3 / 4]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("cut.pcap.gz: "), "{}", r.stderr);
+    assert_damaged(&r, "cut.pcap.gz: ");
     assert!(
         !states(&r.out).is_empty(),
         "connections before the cut are kept"

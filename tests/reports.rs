@@ -6,10 +6,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{analyze, data, scratch, sockscope};
+use common::{analyze, data, gen_bench, scratch, sockscope};
 
 fn csv(path: &Path) -> Vec<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -31,17 +30,7 @@ fn generated() -> &'static Path {
     static PCAP: OnceLock<PathBuf> = OnceLock::new();
     PCAP.get_or_init(|| {
         let pcap = scratch("reports-generated").join("gen.pcap");
-        let generator = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
-            .args(["--size-mb", "1.2", "--seed", "7", "-o"])
-            .arg(&pcap)
-            .output()
-            .expect("python3 runs the generator");
-        assert!(
-            generator.status.success(),
-            "{}",
-            String::from_utf8_lossy(&generator.stderr)
-        );
+        gen_bench(&pcap, "1.2", "7");
         pcap
     })
 }

@@ -2,22 +2,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::{analyze, scratch, sockscope};
 
 #[test]
 fn socket_counts_equal_the_concurrency_series() {
     let dir = scratch("sockets-series");
     let pcap = dir.join("gen.pcap");
-    let generator = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
-        .args(["--size-mb", "1.2", "--seed", "11", "-o"])
-        .arg(&pcap)
-        .output()
-        .expect("python3 runs the generator");
-    assert!(generator.status.success());
+    common::gen_bench(&pcap, "1.2", "11");
     let out = dir.join("out");
     analyze(
         &[&pcap],

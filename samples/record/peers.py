@@ -43,6 +43,18 @@ def addr_range(spec):
     return out
 
 
+def serve_forever(a, name, serve):
+    """Listen on --bind:--port and run `serve(conn)` on a thread per client."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((a.bind, a.port))
+    ls.listen(16)
+    log(f"{name} on {a.bind}:{a.port}")
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
 def linger0(sock):
     """close() on this socket sends a RST instead of a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -197,12 +209,6 @@ def abort_server(a):
     """GET /abort: announce 1 MiB, send --abort-after bytes, then close with
     SO_LINGER 0 (RST).  GET /big: send 1 MiB and close normally (FIN).
     GET /small: send 32 KiB and close normally."""
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.bind, a.port))
-    ls.listen(16)
-    log(f"abort-server on {a.bind}:{a.port}")
-
     def serve(c):
         try:
             req = b""
@@ -231,9 +237,7 @@ def abort_server(a):
         finally:
             c.close()
 
-    while True:
-        c, _ = ls.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    serve_forever(a, "abort-server", serve)
 
 
 def abort_clients(a):
@@ -390,20 +394,12 @@ def dns_clients(a):
 
 def echo_server(a):
     """Line echo: answers each line with `echo: LINE` until the client closes."""
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.bind, a.port))
-    ls.listen(16)
-    log(f"echo-server on {a.bind}:{a.port}")
-
     def serve(c):
         with c, c.makefile("rb") as f:
             for ln in f:
                 c.sendall(b"echo: " + ln)
 
-    while True:
-        c, _ = ls.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    serve_forever(a, "echo-server", serve)
 
 
 def idle_client(a):

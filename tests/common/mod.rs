@@ -19,6 +19,18 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Write `pcap` (and `pcap.truth.json`) with the benchmark generator,
+/// scripts/gen_bench.py.
+pub fn gen_bench(pcap: &Path, size_mb: &str, seed: &str) {
+    let o = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_bench.py"))
+        .args(["--size-mb", size_mb, "--seed", seed, "-o"])
+        .arg(pcap)
+        .output()
+        .expect("python3 runs scripts/gen_bench.py");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 pub fn sockscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sockscope"))
         .args(args)
