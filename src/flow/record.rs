@@ -30,8 +30,9 @@ impl Proto {
     }
 }
 
-/// Zeek's conn_state.
+/// Zeek's conn_state; `as u8` is the position in [`ConnState::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum ConnState {
     S0,
     S1,
@@ -92,8 +93,10 @@ impl ConnState {
     }
 }
 
-/// Why a connection left the table.
+/// Why a connection left the table; `as u8` is the position in
+/// [`CloseReason::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum CloseReason {
     /// Both sides closed with FIN.
     Fin,

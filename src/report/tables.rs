@@ -21,7 +21,7 @@ use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::decode::Addr;
-use crate::flow::{CloseReason, ConnRecord, Proto, Side};
+use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::RecordText;
@@ -31,24 +31,38 @@ pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
 /// How long a closed client socket keeps its port (Linux TIME_WAIT).
 pub const TIME_WAIT: Nanos = 60_000_000_000;
 
-const FAILED: [&str; 4] = ["S0", "REJ", "RSTOS0", "SH"];
-const ESTABLISHED: [&str; 6] = ["S1", "S2", "S3", "SF", "RSTO", "RSTR"];
+use ConnState::*;
+const FAILED: [ConnState; 4] = [S0, REJ, RSTOS0, SH];
+const ESTABLISHED: [ConnState; 6] = [S1, S2, S3, SF, RSTO, RSTR];
 
-fn state_in(states: &[&str]) -> Expr {
+/// `conn_state` is one of `states` (codes: see [`Conns::frame`]).
+fn state_in(states: &[ConnState]) -> Expr {
     states
         .iter()
-        .map(|s| col("conn_state").eq(lit(*s)))
+        .map(|s| col("conn_state").eq(lit(*s as u8)))
         .reduce(|a, b| a.or(b))
         .unwrap_or(lit(false))
+}
+
+/// Names as codes: each name's position in `names` (`names.len()` if none).
+fn codes(c: &Column, names: &[&str]) -> PolarsResult<UInt8Chunked> {
+    Ok(c.str()?
+        .iter()
+        .map(|v| {
+            let v = v.unwrap_or("");
+            Some(names.iter().position(|n| *n == v).unwrap_or(names.len()) as u8)
+        })
+        .collect())
 }
 
 /// The connections the tables are computed from: built while `analyze`
 /// writes its records ([`ConnsBuilder`]), or read back from
 /// connections.parquet by `sockscope report` ([`Conns::load`]).
 ///
-/// Addresses and protocols become small integers (`u32` address ids, `u8`
-/// protocol codes): polars groups and sorts integers many times faster than
-/// strings, and [`Conns::names`] puts the names back into a finished table.
+/// Addresses become `u32` ids and protocols, states and close reasons `u8`
+/// codes (`Proto`, `ConnState`, `CloseReason` `as u8`): polars groups and
+/// sorts integers many times faster than strings, in a fraction of the
+/// memory, and [`Conns::names`] puts the names back into a finished table.
 pub struct Conns {
     /// Times are integer nanoseconds (`start`, `end`, `duration_ns`).
     pub frame: LazyFrame,
@@ -72,9 +86,9 @@ pub struct ConnsBuilder {
     orig_port: Vec<u16>,
     resp_addr: Vec<u32>,
     resp_port: Vec<u16>,
-    conn_state: Vec<&'static str>,
+    conn_state: Vec<u8>,
     syn_seen: Vec<bool>,
-    close_reason: Vec<&'static str>,
+    close_reason: Vec<u8>,
     time_wait: Vec<i64>,
     start: Vec<i64>,
     end: Vec<i64>,
@@ -105,9 +119,9 @@ impl ConnsBuilder {
         self.orig_port.push(r.orig_port);
         self.resp_addr.push(resp);
         self.resp_port.push(r.resp_port);
-        self.conn_state.push(r.state.name());
+        self.conn_state.push(r.state as u8);
         self.syn_seen.push(r.lifecycle.first_syn.is_some());
-        self.close_reason.push(r.close_reason.name());
+        self.close_reason.push(r.close_reason as u8);
         let client_closed = matches!(r.lifecycle.first_fin, Some((_, Side::Orig)))
             && r.close_reason == CloseReason::Fin;
         self.time_wait
@@ -240,13 +254,15 @@ impl Conns {
         let resp_ids = Column::new("resp_addr".into(), resp_ids);
         df.with_column(orig_ids)?;
         df.with_column(resp_ids)?;
-        let protos: UInt8Chunked = df
-            .column("proto")?
-            .str()?
-            .iter()
-            .map(|p| Some(proto_code(p.unwrap_or(""))))
-            .collect();
-        df.with_column(protos.with_name("proto".into()).into_column())?;
+        let names = |all: &[&'static str]| all.to_vec();
+        for (column, all) in [
+            ("proto", names(&Proto::ALL.map(Proto::name))),
+            ("conn_state", names(&ConnState::ALL.map(ConnState::name))),
+            ("close_reason", names(&CloseReason::ALL.map(CloseReason::name))),
+        ] {
+            let coded = codes(df.column(column)?, &all)?;
+            df.with_column(coded.with_name(column.into()).into_column())?;
+        }
         Ok(Conns {
             rows: df.height(),
             frame: df.lazy(),
@@ -377,12 +393,12 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
             .cast(DataType::UInt64)
             .alias("established"),
         col("conn_state")
-            .eq(lit("REJ"))
+            .eq(lit(REJ as u8))
             .sum()
             .cast(DataType::UInt64)
             .alias("rejected"),
         col("conn_state")
-            .eq(lit("S0"))
+            .eq(lit(S0 as u8))
             .sum()
             .cast(DataType::UInt64)
             .alias("unanswered"),

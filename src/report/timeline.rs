@@ -173,7 +173,7 @@ pub fn timeline(
         let rows = closed
             .clone()
             .lazy()
-            .filter(col("close_reason").eq(lit(reason.name())))
+            .filter(col("close_reason").eq(lit(reason as u8)))
             .collect()?;
         columns.push(Column::new(
             format!("closed_{}", reason.name()).into(),
