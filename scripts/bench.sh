@@ -10,7 +10,8 @@
 #   --runs N        runs per tool (default 5, or $BENCH_RUNS)
 #   --quick         same as --runs 2
 #   --only LIST     comma-separated tool ids: readloop, sockscope (no charts),
-#                   sockscope-charts, sockscope-t1 (--threads 1), softflowd,
+#                   sockscope-charts, sockscope-t1 (--threads 1),
+#                   sockscope-records (--no-tables: the engine alone), softflowd,
 #                   softflowd-v6, nfpcapd, argus, tcptrace, tshark
 #   --cache DIR     where the capture and the readloop binary live
 #                   (default $SOCKSCOPE_BENCH_CACHE or ~/.cache/sockscope-bench)
@@ -58,7 +59,7 @@ case $runs in ''|*[!0-9]*|0) echo "bench.sh: --runs needs a positive integer" >&
 log() { echo "bench: $*" >&2; }
 
 # Tool ids, in the order they run within a round and appear in the table.
-TOOLS=(readloop sockscope sockscope-charts sockscope-t1 softflowd softflowd-v6
+TOOLS=(readloop sockscope sockscope-charts sockscope-t1 sockscope-records softflowd softflowd-v6
        nfpcapd argus tcptrace tshark)
 if [ -n "$only" ]; then
     IFS=, read -r -a wanted <<<"$only"
@@ -146,13 +147,13 @@ fi
 target=${CARGO_TARGET_DIR:-$repo/target}
 case $target in /*) ;; *) target=$repo/$target ;; esac
 sockscope=$target/release/sockscope
-if wants sockscope || wants sockscope-charts || wants sockscope-t1; then
+if wants sockscope || wants sockscope-charts || wants sockscope-t1 || wants sockscope-records; then
     if [ "$build" = 1 ]; then
         log "cargo build --release"
         cargo build --release --quiet >&2
     fi
     [ -x "$sockscope" ] || { echo "bench.sh: no $sockscope (build it or drop --no-build)" >&2; exit 1; }
-    avail[sockscope]=1; avail[sockscope-charts]=1; avail[sockscope-t1]=1
+    avail[sockscope]=1; avail[sockscope-charts]=1; avail[sockscope-t1]=1; avail[sockscope-records]=1
 fi
 
 readloop=$cache/readloop
@@ -188,6 +189,8 @@ cmd_for() {
                           CMD=("$sockscope" analyze "$pcap" --out "$scratch/out" -q) ;;
         sockscope-t1)     PREP="rm -rf $scratch/out"
                           CMD=("$sockscope" analyze "$pcap" --out "$scratch/out" --no-charts -q --threads 1) ;;
+        sockscope-records) PREP="rm -rf $scratch/out"
+                          CMD=("$sockscope" analyze "$pcap" --out "$scratch/out" --no-tables -q) ;;
         # NetFlow v5 cannot carry IPv6, so plain softflowd skips those ~10% of
         # packets; -6 makes it track them too, for an all-packets figure.
         softflowd)        CMD=(softflowd -d -r "$pcap" -n "127.0.0.1:$nf_port") ;;
