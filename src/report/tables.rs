@@ -258,7 +258,10 @@ impl Conns {
         for (column, all) in [
             ("proto", names(&Proto::ALL.map(Proto::name))),
             ("conn_state", names(&ConnState::ALL.map(ConnState::name))),
-            ("close_reason", names(&CloseReason::ALL.map(CloseReason::name))),
+            (
+                "close_reason",
+                names(&CloseReason::ALL.map(CloseReason::name)),
+            ),
         ] {
             let coded = codes(df.column(column)?, &all)?;
             df.with_column(coded.with_name(column.into()).into_column())?;
