@@ -22,8 +22,8 @@ pub struct LiveConfig {
     pub interface: String,
     pub snaplen: i32,
     pub promisc: bool,
-    /// Kernel buffer size in MiB (libpcap's default if `None`).
-    pub buffer_mib: Option<u32>,
+    /// Kernel buffer size in MiB.
+    pub buffer_mib: u32,
     pub filter: Option<String>,
 }
 
@@ -121,17 +121,16 @@ impl LiveCapture {
                 _ => {}
             }
         }
-        let mut inactive = Capture::from_device(name)
+        let cap = Capture::from_device(name)
             .map_err(|e| classify(name, e))?
             .immediate_mode(true)
             .promisc(cfg.promisc)
             .snaplen(cfg.snaplen)
             .timeout(100)
-            .precision(Precision::Nano);
-        if let Some(mib) = cfg.buffer_mib {
-            inactive = inactive.buffer_size((mib.min(2047) * 1024 * 1024) as i32);
-        }
-        let cap = inactive.open().map_err(|e| classify(name, e))?;
+            .precision(Precision::Nano)
+            .buffer_size((cfg.buffer_mib.min(2047) * 1024 * 1024) as i32)
+            .open()
+            .map_err(|e| classify(name, e))?;
         let mut cap = cap.setnonblock().map_err(|e| classify(name, e))?;
         if let Some(expr) = &cfg.filter {
             cap.filter(expr, true).map_err(|e| LiveError::BadFilter {
