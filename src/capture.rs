@@ -75,7 +75,12 @@ fn status(session: &Session, top: usize) -> Status {
     let mut open = 0;
     for c in session.table().into_iter().flat_map(|t| t.connections()) {
         open += 1;
-        *states.entry(c.socket_state()).or_default() += 1;
+        // TCP by socket state; flows of stateless protocols by protocol.
+        let state = match c.proto() {
+            Proto::Tcp => c.socket_state(),
+            p => p.name(),
+        };
+        *states.entry(state).or_default() += 1;
         let (orig, resp) = c.endpoints();
         let e = ports.entry((c.proto(), resp.1)).or_default();
         e.0.insert(orig.0);

@@ -109,7 +109,29 @@ impl LiveView for TerminalView {
             eprint!("\x1b[{}A\x1b[J", self.drawn);
         }
         eprint!("{text}");
-        self.drawn = text.lines().count();
+        // Lines longer than the terminal wrap: move up over every row drawn.
+        let width = terminal_width().max(1);
+        self.drawn = text
+            .lines()
+            .map(|l| l.chars().count().div_ceil(width).max(1))
+            .sum();
+    }
+}
+
+/// Columns of the terminal on stderr (80 if it cannot be asked).
+fn terminal_width() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
+    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
     }
 }
 
