@@ -14,6 +14,7 @@
 //!   only if the client closed first with a FIN (the active closer waits;
 //!   a reset or a server-side first close leaves no TIME_WAIT there).
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -162,14 +163,32 @@ impl ConnsBuilder {
     }
 }
 
-/// Renumber address ids in the order of the addresses' text, so that ids,
-/// and the tables' tie-breaks on them, do not depend on the order in which
-/// connections were recorded (shard threads interleave them).
+/// Where an address's text sorts: IPv4 before IPv6, each in numeric order
+/// (10.0.0.2 before 10.0.0.10), anything else last.
+fn address_order(text: &str) -> (u8, u128) {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => (0, u128::from(u32::from(a))),
+        Ok(IpAddr::V6(a)) => (1, u128::from(a)),
+        Err(_) => (2, 0),
+    }
+}
+
+/// Renumber address ids in address order, so that ids, and the tables'
+/// tie-breaks on them, do not depend on the order in which connections were
+/// recorded (shard threads interleave them). Sorting numbers, not text: a
+/// flood of millions of spoofed sources spent seconds in string compares.
 fn order_ids<const N: usize>(addrs: Vec<String>, columns: [&mut Vec<u32>; N]) -> Vec<String> {
-    let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
-    order.sort_unstable_by(|a, b| addrs[*a as usize].cmp(&addrs[*b as usize]));
+    let mut order: Vec<((u8, u128), u32)> = addrs
+        .iter()
+        .enumerate()
+        .map(|(id, a)| (address_order(a), id as u32))
+        .collect();
+    order.sort_unstable_by(|(ka, a), (kb, b)| {
+        ka.cmp(kb)
+            .then_with(|| addrs[*a as usize].cmp(&addrs[*b as usize]))
+    });
     let mut new_id = vec![0u32; addrs.len()];
-    for (new, old) in order.iter().enumerate() {
+    for (new, (_, old)) in order.iter().enumerate() {
         new_id[*old as usize] = new as u32;
     }
     for column in columns {
@@ -180,7 +199,7 @@ fn order_ids<const N: usize>(addrs: Vec<String>, columns: [&mut Vec<u32>; N]) ->
     let mut slots: Vec<Option<String>> = addrs.into_iter().map(Some).collect();
     order
         .iter()
-        .map(|old| slots[*old as usize].take().unwrap_or_default())
+        .map(|(_, old)| slots[*old as usize].take().unwrap_or_default())
         .collect()
 }
 
@@ -467,33 +486,42 @@ pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult
     sort_rows(table, &order)
 }
 
+/// Most columns [`sort_rows`] sorts by (the clients table's six).
+const SORT_KEYS: usize = 6;
+
 /// Sort rows by columns in turn (`true`: descending); ties end in key order,
-/// so a table comes out the same however it was built. One index sort over
-/// typed values: polars' multi-column sort compares through dynamic calls,
-/// which dominated the tables of a million-client flood.
+/// so a table comes out the same however it was built. Each row becomes an
+/// array of order-preserving integers and the arrays are sorted in place:
+/// polars' multi-column sort compares through dynamic calls, and a compare
+/// closure over separate columns missed the cache, on a million-client flood.
 fn sort_rows(df: DataFrame, by: &[(&str, bool)]) -> PolarsResult<DataFrame> {
-    let mut columns = Vec::with_capacity(by.len());
-    for (name, descending) in by {
+    polars_ensure!(
+        by.len() <= SORT_KEYS,
+        ComputeError: "sort_rows: at most {SORT_KEYS} columns, got {}", by.len()
+    );
+    let mut rows: Vec<([u64; SORT_KEYS], IdxSize)> = (0..df.height() as IdxSize)
+        .map(|row| ([0; SORT_KEYS], row))
+        .collect();
+    for (j, (name, descending)) in by.iter().enumerate() {
         let values = df.column(name)?.cast(&DataType::Float64)?;
-        let values: Vec<f64> = values
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NEG_INFINITY))
-            .collect();
-        columns.push((values, *descending));
+        for (row, v) in rows.iter_mut().zip(values.f64()?.iter()) {
+            let key = total_order(v.unwrap_or(f64::NEG_INFINITY));
+            row.0[j] = if *descending { !key } else { key };
+        }
     }
-    let mut rows: Vec<IdxSize> = (0..df.height() as IdxSize).collect();
-    rows.sort_unstable_by(|&a, &b| {
-        columns
-            .iter()
-            .map(|(v, descending)| {
-                let o = v[a as usize].total_cmp(&v[b as usize]);
-                if *descending { o.reverse() } else { o }
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    rows.sort_unstable();
+    let rows: Vec<IdxSize> = rows.into_iter().map(|(_, row)| row).collect();
     df.take(&IdxCa::from_vec("rows".into(), rows))
+}
+
+/// An integer that orders like `f64::total_cmp` orders the float.
+fn total_order(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
 /// Per client address and server endpoint: ephemeral port use and reuse.
@@ -558,4 +586,41 @@ pub fn clients(conns: LazyFrame) -> PolarsResult<DataFrame> {
     let mut order = vec![("exhaustion_risk", true), ("connections", true)];
     order.extend(keys.map(|k| (k, false)));
     sort_rows(both.select(select).collect()?, &order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_ids_follow_numeric_address_order() {
+        let addrs = ["10.0.0.10", "::1", "10.0.0.2", "1.2.3.4"].map(String::from);
+        let mut column = vec![0, 1, 2, 3, 2];
+        let ordered = order_ids(addrs.to_vec(), [&mut column]);
+        assert_eq!(ordered, ["1.2.3.4", "10.0.0.2", "10.0.0.10", "::1"]);
+        assert_eq!(column, [2, 3, 1, 0, 1]);
+    }
+
+    #[test]
+    fn total_order_orders_like_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            0.5,
+            3.0,
+            f64::INFINITY,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order(a).cmp(&total_order(b)),
+                    a.total_cmp(&b),
+                    "{a} {b}"
+                );
+            }
+        }
+    }
 }
