@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{read_zeek_log, scratch, sockscope};
+use common::{analyze, read_zeek_log, scratch};
 
 /// Two namespaces and a veth pair, deleted on drop (even when a test fails).
 struct Net {
@@ -317,15 +317,7 @@ fn capture_on_a_veth_pair_sees_every_lifecycle() {
 
     // The saved packets, analysed offline, give the same rows.
     let offline = out.join("offline");
-    let o = sockscope(&[
-        "analyze",
-        "-q",
-        raw.to_str().unwrap(),
-        "--out",
-        offline.to_str().unwrap(),
-        "--no-charts",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    analyze(&[&raw], &offline, &["--no-charts"]);
     assert_eq!(body(&offline.join("conn.log")), body(&out.join("conn.log")));
 }
 
