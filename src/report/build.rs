@@ -12,7 +12,7 @@ use crate::source::Nanos;
 
 use super::output::{self, OutputError};
 use super::summary::Summary;
-use super::tables::{self, Conns};
+use super::tables::{self, Conns, Servers};
 use super::timeline::{self, Bins};
 use super::traffic::Traffic;
 use super::{charts, html};
@@ -208,36 +208,19 @@ pub fn run(
     // top ports), and endpoints then clients.
     let client_half = || -> Result<_, ReportError> {
         let mut files = Vec::new();
-        let endpoints = tables::fanin(
-            conns
-                .frame
-                .clone()
-                .with_column(col("resp_addr").alias("server"))
-                .with_column(col("resp_port").alias("port")),
-            &["proto", "server", "port"],
-            secs,
-        )
-        .map_err(&err)?;
+        let endpoints = tables::fanin(&conns, Servers::Endpoints, secs).map_err(&err)?;
         write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
-        let clients = tables::clients(conns.frame.clone()).map_err(&err)?;
+        let clients = tables::clients(&conns).map_err(&err)?;
         let clients = write_table(dir, &conns, "clients", clients, &mut files)?;
         Ok((clients, files))
     };
     let port_half = || -> Result<_, ReportError> {
         let mut files = Vec::new();
-        let ports = tables::fanin(
-            conns
-                .frame
-                .clone()
-                .with_column(col("resp_port").alias("port")),
-            &["proto", "port"],
-            secs,
-        )
-        .map_err(&err)?;
+        let ports = tables::fanin(&conns, Servers::Ports, secs).map_err(&err)?;
         let ports = write_table(dir, &conns, "ports", ports, &mut files)?;
         let top = top_ports(&ports, opts.top).map_err(&err)?;
         let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
-        let tl = timeline::timeline(conns.frame.clone(), &bins, &series, &traffic).map_err(&err)?;
+        let tl = timeline::timeline(&conns, &bins, &series, &traffic).map_err(&err)?;
         let tl = write_table(dir, &conns, "timeline", tl, &mut files)?;
         Ok((ports, top, tl, files))
     };

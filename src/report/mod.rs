@@ -69,10 +69,11 @@ impl RecordText {
     }
 }
 
-/// Most connections kept in memory for the tables (about 100 bytes each):
-/// beyond it they are read back from connections.parquet, so the analysis
-/// itself stays within bounded memory however many connections pass.
-pub const KEEP_LIMIT: usize = 250_000;
+/// Most connections kept in memory for the tables (64 bytes each plus their
+/// addresses, 128 MB at the limit): beyond it they are read back from
+/// connections.parquet, so the analysis itself stays within bounded memory
+/// however many connections pass (a flood of spoofed sources).
+pub const KEEP_LIMIT: usize = 2_000_000;
 
 /// The formatters write ASCII only, so this never comes out empty.
 fn ascii(b: &[u8]) -> &str {
@@ -155,13 +156,8 @@ impl RecordWriters {
         }
         self.conn_log.finish(first, last)?;
         self.csv.finish()?;
-        let path = self.parquet.finish()?;
-        let conns = self
-            .conns
-            .map(tables::ConnsBuilder::finish)
-            .transpose()
-            .map_err(|e| frame::polars_err(&path, e))?;
-        Ok((self.tally, conns))
+        self.parquet.finish()?;
+        Ok((self.tally, self.conns.map(tables::ConnsBuilder::finish)))
     }
 }
 

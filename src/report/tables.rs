@@ -1,5 +1,7 @@
-//! The fan-in, client and timeline tables, computed by polars from
-//! connections.parquet (so they can be rebuilt without the capture).
+//! The fan-in, client and timeline tables, computed from one compact row
+//! per connection: kept while `analyze` writes its records
+//! ([`ConnsBuilder`]) or read back from connections.parquet ([`Conns::load`],
+//! so the tables can be rebuilt without the capture).
 //!
 //! Definitions (also in the README):
 //! - a connection's socket exists from its first to its last packet
@@ -13,7 +15,14 @@
 //! - a client's port stays held after its connection for TIME_WAIT (60 s)
 //!   only if the client closed first with a FIN (the active closer waits;
 //!   a reset or a server-side first close leaves no TIME_WAIT there).
+//!
+//! Memory: 64 bytes a connection plus, while a table is computed, a sorted
+//! list of 16-byte pairs per distinct count. Each aggregate is a group
+//! number per row, then sorts and single passes: polars' group-bys and
+//! joins over the same rows took several times the memory and the time.
 
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -26,140 +35,140 @@ use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::RecordText;
+use super::frame::utc;
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
 /// How long a closed client socket keeps its port (Linux TIME_WAIT).
 pub const TIME_WAIT: Nanos = 60_000_000_000;
 
-use ConnState::*;
-const FAILED: [ConnState; 4] = [S0, REJ, RSTOS0, SH];
-const ESTABLISHED: [ConnState; 6] = [S1, S2, S3, SF, RSTO, RSTR];
-
-/// `conn_state` is one of `states` (codes: see [`Conns::frame`]).
-fn state_in(states: &[ConnState]) -> Expr {
-    states
-        .iter()
-        .map(|s| col("conn_state").eq(lit(*s as u8)))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false))
+/// One connection as the tables see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub start: Nanos,
+    /// The last packet of either side.
+    pub end: Nanos,
+    pub duration: Nanos,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    /// Address ids: positions in [`Conns`]' address list.
+    pub orig: u32,
+    pub resp: u32,
+    pub orig_port: u16,
+    pub resp_port: u16,
+    pub proto: Proto,
+    pub state: ConnState,
+    pub close_reason: CloseReason,
+    pub syn_seen: bool,
+    /// The client closed first with a FIN, so its port stays in TIME_WAIT.
+    pub client_closed: bool,
 }
 
-/// Names as codes: each name's position in `names` (`names.len()` if none).
-fn codes(c: &Column, names: &[&str]) -> PolarsResult<UInt8Chunked> {
-    Ok(c.str()?
-        .iter()
-        .map(|v| {
-            let v = v.unwrap_or("");
-            Some(names.iter().position(|n| *n == v).unwrap_or(names.len()) as u8)
-        })
-        .collect())
+impl Row {
+    /// An attempt that never got service (see the module's definitions).
+    fn failed(&self) -> bool {
+        self.state.failed() && (self.syn_seen || self.proto != Proto::Tcp)
+    }
+
+    fn established(&self) -> bool {
+        use ConnState::*;
+        matches!(self.state, S1 | S2 | S3 | SF | RSTO | RSTR)
+    }
+
+    /// Until when the client's port is held.
+    fn held_until(&self) -> Nanos {
+        let hold = if self.client_closed { TIME_WAIT } else { 0 };
+        self.end.saturating_add(hold)
+    }
 }
 
-/// The connections the tables are computed from: built while `analyze`
-/// writes its records ([`ConnsBuilder`]), or read back from
-/// connections.parquet by `sockscope report` ([`Conns::load`]).
-///
-/// Addresses become `u32` ids and protocols, states and close reasons `u8`
-/// codes (`Proto`, `ConnState`, `CloseReason` `as u8`): polars groups and
-/// sorts integers many times faster than strings, in a fraction of the
-/// memory, and [`Conns::names`] puts the names back into a finished table.
+/// The connections the tables are computed from, with their addresses.
 pub struct Conns {
-    /// Times are integer nanoseconds (`start`, `end`, `duration_ns`).
-    pub frame: LazyFrame,
+    rows: Vec<Row>,
     addrs: Vec<String>,
-    rows: usize,
 }
 
 impl std::fmt::Debug for Conns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Conns({} addresses)", self.addrs.len())
+        write!(
+            f,
+            "Conns({} rows, {} addresses)",
+            self.rows.len(),
+            self.addrs.len()
+        )
     }
 }
 
-/// Collects the columns of [`Conns`] record by record.
+/// Address ids in order of first appearance.
+#[derive(Default)]
+struct AddressIds<K> {
+    ids: FxHashMap<K, u32>,
+    addrs: Vec<String>,
+}
+
+impl<K: Hash + Eq> AddressIds<K> {
+    fn id(&mut self, key: K, text: &str) -> u32 {
+        let next = self.addrs.len() as u32;
+        match self.ids.entry(key) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                self.addrs.push(text.to_string());
+                *e.insert(next)
+            }
+        }
+    }
+
+    /// The finished rows, with ids renumbered in address order.
+    fn finish(self, mut rows: Vec<Row>) -> Conns {
+        let (addrs, new_id) = order_ids(self.addrs);
+        for r in &mut rows {
+            r.orig = new_id[r.orig as usize];
+            r.resp = new_id[r.resp as usize];
+        }
+        Conns { rows, addrs }
+    }
+}
+
+/// Collects [`Conns`] record by record.
 #[derive(Default)]
 pub struct ConnsBuilder {
-    ids: FxHashMap<Addr, u32>,
-    addrs: Vec<String>,
-    proto: Vec<u8>,
-    orig_addr: Vec<u32>,
-    orig_port: Vec<u16>,
-    resp_addr: Vec<u32>,
-    resp_port: Vec<u16>,
-    conn_state: Vec<u8>,
-    syn_seen: Vec<bool>,
-    close_reason: Vec<u8>,
-    time_wait: Vec<i64>,
-    start: Vec<i64>,
-    end: Vec<i64>,
-    duration_ns: Vec<i64>,
-    orig_bytes: Vec<u64>,
-    resp_bytes: Vec<u64>,
+    ids: AddressIds<Addr>,
+    rows: Vec<Row>,
 }
 
 impl ConnsBuilder {
     pub fn len(&self) -> usize {
-        self.proto.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.proto.is_empty()
+        self.rows.is_empty()
     }
 
     pub fn push(&mut self, r: &ConnRecord, text: &RecordText) {
-        let mut id = |a: Addr, name: &str| {
-            *self.ids.entry(a).or_insert_with(|| {
-                self.addrs.push(name.to_string());
-                (self.addrs.len() - 1) as u32
-            })
-        };
-        let (orig, resp) = (id(r.orig, text.orig()), id(r.resp, text.resp()));
-        self.proto.push(r.proto as u8);
-        self.orig_addr.push(orig);
-        self.orig_port.push(r.orig_port);
-        self.resp_addr.push(resp);
-        self.resp_port.push(r.resp_port);
-        self.conn_state.push(r.state as u8);
-        self.syn_seen.push(r.lifecycle.first_syn.is_some());
-        self.close_reason.push(r.close_reason as u8);
-        let client_closed = matches!(r.lifecycle.first_fin, Some((_, Side::Orig)))
-            && r.close_reason == CloseReason::Fin;
-        self.time_wait
-            .push(if client_closed { TIME_WAIT } else { 0 });
-        self.start.push(r.start);
-        self.end.push(r.lifecycle.last_packet);
-        self.duration_ns.push(r.duration);
-        self.orig_bytes.push(r.orig_bytes);
-        self.resp_bytes.push(r.resp_bytes);
+        let orig = self.ids.id(r.orig, text.orig());
+        let resp = self.ids.id(r.resp, text.resp());
+        self.rows.push(Row {
+            start: r.start,
+            end: r.lifecycle.last_packet,
+            duration: r.duration,
+            orig_bytes: r.orig_bytes,
+            resp_bytes: r.resp_bytes,
+            orig,
+            resp,
+            orig_port: r.orig_port,
+            resp_port: r.resp_port,
+            proto: r.proto,
+            state: r.state,
+            close_reason: r.close_reason,
+            syn_seen: r.lifecycle.first_syn.is_some(),
+            client_closed: matches!(r.lifecycle.first_fin, Some((_, Side::Orig)))
+                && r.close_reason == CloseReason::Fin,
+        });
     }
 
-    pub fn finish(mut self) -> PolarsResult<Conns> {
-        let addrs = order_ids(self.addrs, [&mut self.orig_addr, &mut self.resp_addr]);
-        let frame = DataFrame::new(
-            self.proto.len(),
-            vec![
-                Column::new("proto".into(), self.proto),
-                Column::new("orig_addr".into(), self.orig_addr),
-                Column::new("orig_port".into(), self.orig_port),
-                Column::new("resp_addr".into(), self.resp_addr),
-                Column::new("resp_port".into(), self.resp_port),
-                Column::new("conn_state".into(), self.conn_state),
-                Column::new("syn_seen".into(), self.syn_seen),
-                Column::new("close_reason".into(), self.close_reason),
-                Column::new("time_wait".into(), self.time_wait),
-                Column::new("start".into(), self.start),
-                Column::new("end".into(), self.end),
-                Column::new("duration_ns".into(), self.duration_ns),
-                Column::new("orig_bytes".into(), self.orig_bytes),
-                Column::new("resp_bytes".into(), self.resp_bytes),
-            ],
-        )?;
-        Ok(Conns {
-            rows: frame.height(),
-            frame: frame.lazy(),
-            addrs,
-        })
+    pub fn finish(self) -> Conns {
+        self.ids.finish(self.rows)
     }
 }
 
@@ -173,11 +182,12 @@ fn address_order(text: &str) -> (u8, u128) {
     }
 }
 
-/// Renumber address ids in address order, so that ids, and the tables'
-/// tie-breaks on them, do not depend on the order in which connections were
-/// recorded (shard threads interleave them). Sorting numbers, not text: a
-/// flood of millions of spoofed sources spent seconds in string compares.
-fn order_ids<const N: usize>(addrs: Vec<String>, columns: [&mut Vec<u32>; N]) -> Vec<String> {
+/// Addresses in address order, and each old id's new id: so that ids, and
+/// the tables' tie-breaks on them, do not depend on the order in which
+/// connections were recorded (shard threads interleave them). Sorting
+/// numbers, not text: a flood of millions of spoofed sources spent seconds
+/// in string compares.
+fn order_ids(addrs: Vec<String>) -> (Vec<String>, Vec<u32>) {
     let mut order: Vec<((u8, u128), u32)> = addrs
         .iter()
         .enumerate()
@@ -191,22 +201,18 @@ fn order_ids<const N: usize>(addrs: Vec<String>, columns: [&mut Vec<u32>; N]) ->
     for (new, (_, old)) in order.iter().enumerate() {
         new_id[*old as usize] = new as u32;
     }
-    for column in columns {
-        for id in column.iter_mut() {
-            *id = new_id[*id as usize];
-        }
-    }
     let mut slots: Vec<Option<String>> = addrs.into_iter().map(Some).collect();
-    order
+    let ordered = order
         .iter()
         .map(|(_, old)| slots[*old as usize].take().unwrap_or_default())
-        .collect()
+        .collect();
+    (ordered, new_id)
 }
 
 /// Columns holding an address id in computed tables.
 const ADDRESS_COLUMNS: [&str; 3] = ["orig_addr", "resp_addr", "server"];
 
-/// A protocol's code in [`Conns::frame`] (its position in [`Proto::ALL`]).
+/// A protocol's code in computed tables (its position in [`Proto::ALL`]).
 pub fn proto_code(name: &str) -> u8 {
     Proto::ALL
         .iter()
@@ -214,15 +220,27 @@ pub fn proto_code(name: &str) -> u8 {
         .map_or(Proto::ALL.len() as u8, |p| *p as u8)
 }
 
+/// Rows of connections.parquet decoded per batch when it is read back, so
+/// its text columns never sit in memory whole.
+const LOAD_BATCH: IdxSize = 65_536;
+
+/// The value of `names` called `text` (`fallback` if none).
+fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, fallback: T) -> T {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .unwrap_or(fallback)
+}
+
 impl Conns {
     /// How many connections.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows.len()
     }
 
     /// Read the columns the tables need from connections.parquet.
     pub fn load(parquet: &Path) -> PolarsResult<Conns> {
-        let mut df = LazyFrame::scan_parquet(
+        let scan = LazyFrame::scan_parquet(
             parquet.to_string_lossy().as_ref().into(),
             ScanArgsParquet::default(),
         )?
@@ -234,62 +252,84 @@ impl Conns {
             col("resp_port"),
             col("conn_state"),
             col("first_syn_ts").is_not_null().alias("syn_seen"),
+            col("first_fin_side"),
             col("close_reason"),
-            when(
-                col("first_fin_side")
-                    .eq(lit(Side::Orig.name()))
-                    .and(col("close_reason").eq(lit(CloseReason::Fin.name())))
-                    .fill_null(false),
-            )
-            .then(lit(TIME_WAIT))
-            .otherwise(lit(0i64))
-            .alias("time_wait"),
-            col("ts").cast(DataType::Int64).alias("start"),
-            col("last_packet_ts").cast(DataType::Int64).alias("end"),
-            col("duration").cast(DataType::Int64).alias("duration_ns"),
+            col("ts").cast(DataType::Int64),
+            col("last_packet_ts").cast(DataType::Int64),
+            col("duration").cast(DataType::Int64),
             col("orig_bytes"),
             col("resp_bytes"),
-        ])
-        .collect()?;
-        let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
-        let mut addrs: Vec<String> = Vec::new();
-        let (mut orig_ids, mut resp_ids) = (Vec::new(), Vec::new());
-        let (origs, resps) = (
-            df.column("orig_addr")?.str()?,
-            df.column("resp_addr")?.str()?,
-        );
-        for (o, r) in origs.iter().zip(resps.iter()) {
-            for (a, out) in [(o, &mut orig_ids), (r, &mut resp_ids)] {
-                let a = a.unwrap_or("");
-                let id = *ids.entry(a).or_insert_with(|| {
-                    addrs.push(a.to_string());
-                    (addrs.len() - 1) as u32
+        ]);
+        // The row count is in the file's metadata: reserve exactly, since
+        // growing the rows by doubling would briefly hold them three times.
+        let height = scan.clone().select([len()]).collect()?;
+        let height = height.column("len")?.cast(&DataType::UInt64)?;
+        let height = height.u64()?.get(0).unwrap_or(0);
+        let mut rows = Vec::with_capacity(usize::try_from(height).unwrap_or(0));
+        let mut ids: AddressIds<String> = AddressIds::default();
+        loop {
+            let df = scan
+                .clone()
+                .slice(rows.len() as i64, LOAD_BATCH)
+                .collect()?;
+            let text =
+                |name: &str| -> PolarsResult<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
+            let int = |name: &str| -> PolarsResult<Int64Chunked> {
+                Ok(df.column(name)?.cast(&DataType::Int64)?.i64()?.clone())
+            };
+            let (proto, orig, resp, state, fin_side, reason) = (
+                text("proto")?,
+                text("orig_addr")?,
+                text("resp_addr")?,
+                text("conn_state")?,
+                text("first_fin_side")?,
+                text("close_reason")?,
+            );
+            let (orig_port, resp_port) = (int("orig_port")?, int("resp_port")?);
+            let (start, end, duration) = (int("ts")?, int("last_packet_ts")?, int("duration")?);
+            let (orig_bytes, resp_bytes) = (int("orig_bytes")?, int("resp_bytes")?);
+            let syn_seen = df.column("syn_seen")?.bool()?.clone();
+            for i in 0..df.height() {
+                let o = orig.get(i).unwrap_or("");
+                let r = resp.get(i).unwrap_or("");
+                let close_reason = named(
+                    &CloseReason::ALL,
+                    CloseReason::name,
+                    reason.get(i).unwrap_or(""),
+                    CloseReason::ALL[0],
+                );
+                rows.push(Row {
+                    start: start.get(i).unwrap_or(0),
+                    end: end.get(i).unwrap_or(0),
+                    duration: duration.get(i).unwrap_or(0),
+                    orig_bytes: orig_bytes.get(i).unwrap_or(0) as u64,
+                    resp_bytes: resp_bytes.get(i).unwrap_or(0) as u64,
+                    orig: ids.id(o.to_string(), o),
+                    resp: ids.id(r.to_string(), r),
+                    orig_port: orig_port.get(i).unwrap_or(0) as u16,
+                    resp_port: resp_port.get(i).unwrap_or(0) as u16,
+                    proto: named(
+                        &Proto::ALL,
+                        Proto::name,
+                        proto.get(i).unwrap_or(""),
+                        Proto::Unknown,
+                    ),
+                    state: named(
+                        &ConnState::ALL,
+                        ConnState::name,
+                        state.get(i).unwrap_or(""),
+                        ConnState::OTH,
+                    ),
+                    close_reason,
+                    syn_seen: syn_seen.get(i).unwrap_or(false),
+                    client_closed: fin_side.get(i) == Some(Side::Orig.name())
+                        && close_reason == CloseReason::Fin,
                 });
-                out.push(id);
+            }
+            if df.height() < LOAD_BATCH as usize {
+                return Ok(ids.finish(rows));
             }
         }
-        let addrs = order_ids(addrs, [&mut orig_ids, &mut resp_ids]);
-        let orig_ids = Column::new("orig_addr".into(), orig_ids);
-        let resp_ids = Column::new("resp_addr".into(), resp_ids);
-        df.with_column(orig_ids)?;
-        df.with_column(resp_ids)?;
-        let names = |all: &[&'static str]| all.to_vec();
-        for (column, all) in [
-            ("proto", names(&Proto::ALL.map(Proto::name))),
-            ("conn_state", names(&ConnState::ALL.map(ConnState::name))),
-            (
-                "close_reason",
-                names(&CloseReason::ALL.map(CloseReason::name)),
-            ),
-        ] {
-            let coded = codes(df.column(column)?, &all)?;
-            df.with_column(coded.with_name(column.into()).into_column())?;
-        }
-        Ok(Conns {
-            rows: df.height(),
-            frame: df.lazy(),
-            addrs,
-        })
     }
 
     /// Replace address ids and protocol codes in a computed table by names.
@@ -320,169 +360,201 @@ impl Conns {
         }
         Ok(df)
     }
+
+    /// The rows, for the timeline.
+    pub(super) fn all(&self) -> &[Row] {
+        &self.rows
+    }
+}
+
+/// Each row's group number (in order of first appearance) and each group's key.
+fn groups<K: Hash + Eq + Copy>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<K>) {
+    let mut numbers: FxHashMap<K, u32> = FxHashMap::default();
+    let mut keys_of: Vec<K> = Vec::new();
+    let of = keys
+        .map(|k| {
+            *numbers.entry(k).or_insert_with(|| {
+                keys_of.push(k);
+                (keys_of.len() - 1) as u32
+            })
+        })
+        .collect();
+    (of, keys_of)
+}
+
+/// Distinct values per group, from (group, value) pairs.
+fn distinct(mut pairs: Vec<(u32, u64)>, groups: usize) -> Vec<u64> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut n = vec![0u64; groups];
+    for (g, _) in pairs {
+        n[g as usize] += 1;
+    }
+    n
+}
+
+/// Median per group of (group, value) pairs, as polars computes it: the
+/// middle value, or the midpoint of the two middle ones.
+fn medians(mut pairs: Vec<(u32, i64)>, groups: usize) -> Vec<f64> {
+    pairs.sort_unstable();
+    let mut out = vec![f64::NAN; groups];
+    for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let n = run.len();
+        let lower = run[(n - 1) / 2].1 as f64;
+        let upper = run[n / 2].1 as f64;
+        out[run[0].0 as usize] = lower + (upper - lower) * 0.5;
+    }
+    out
 }
 
 /// Peak concurrency per group: the largest number of sockets open at once
-/// (each held from `start` to `end + hold`), and when it was first reached.
-/// `hold` is an expression over the connection (e.g. its TIME_WAIT).
+/// (each from `start` to `until`), and when it was first reached.
 ///
-/// Polars selects the columns; then each connection gets its group's
-/// number, its opening and closing become two `(group, 2t [+ 1])` events
-/// (openings first at equal times), one sort orders them by group and time,
-/// and one pass keeps each group's running count. About 16 bytes an event:
-/// a million connections' events are 32 MB, where a frame of events with
-/// its keys and a per-group window in polars took several times that.
-fn peaks(conns: LazyFrame, keys: &[&str], hold: Expr) -> PolarsResult<LazyFrame> {
-    let mut select: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    select.extend([col("start"), (col("end") + hold).alias("until")]);
-    let df = conns.select(select).collect()?;
-
-    // Group numbers in order of first appearance, and each group's key.
-    let mut key_columns = Vec::with_capacity(keys.len());
-    for k in keys {
-        let c = df.column(k)?.cast(&DataType::UInt64)?;
-        key_columns.push(c.u64()?.into_no_null_iter().collect::<Vec<u64>>());
+/// Each interval becomes two `(group, 2t [+ 1])` events (openings first at
+/// equal times), one sort orders them by group and time, and one pass keeps
+/// each group's running count: 16 bytes an event.
+fn peaks(intervals: impl Iterator<Item = (u32, Nanos, Nanos)>, groups: usize) -> Vec<(u64, i64)> {
+    let mut events: Vec<(u32, i64)> = Vec::with_capacity(2 * intervals.size_hint().0);
+    for (g, start, until) in intervals {
+        events.push((g, start.saturating_mul(2)));
+        events.push((g, until.saturating_mul(2).saturating_add(1)));
     }
-    let mut numbers: FxHashMap<[u64; 4], u32> = FxHashMap::default();
-    let mut groups: Vec<[u64; 4]> = Vec::new();
-    let mut events: Vec<(u32, i64)> = Vec::with_capacity(2 * df.height());
-    let starts = df.column("start")?.i64()?;
-    let untils = df.column("until")?.i64()?;
-    for (row, (s, u)) in starts.iter().zip(untils.iter()).enumerate() {
-        let mut key = [0u64; 4];
-        for (slot, c) in key.iter_mut().zip(&key_columns) {
-            *slot = c[row];
-        }
-        let g = *numbers.entry(key).or_insert_with(|| {
-            groups.push(key);
-            (groups.len() - 1) as u32
-        });
-        let (s, u) = (s.unwrap_or(0), u.unwrap_or(0));
-        events.push((g, s.saturating_mul(2)));
-        events.push((g, u.saturating_mul(2).saturating_add(1)));
-    }
-    drop(key_columns);
     events.sort_unstable();
-
-    // Per group: (peak, when it was first reached).
-    let mut result = vec![(0i64, 0i64); groups.len()];
-    let mut open = 0i64;
+    let mut result = vec![(0u64, 0i64); groups];
+    let mut open = 0u64;
     for (i, &(g, order)) in events.iter().enumerate() {
         if i == 0 || events[i - 1].0 != g {
             open = 0;
         }
-        open += if order & 1 == 0 { 1 } else { -1 };
+        if order & 1 == 0 {
+            open += 1;
+        } else {
+            open = open.saturating_sub(1);
+        }
         let r = &mut result[g as usize];
         if open > r.0 {
             *r = (open, order.div_euclid(2));
         }
     }
-
-    let mut columns = Vec::with_capacity(keys.len() + 2);
-    for (j, k) in keys.iter().enumerate() {
-        let values: UInt64Chunked = groups.iter().map(|key| Some(key[j])).collect();
-        let dtype = df.column(k)?.dtype().clone();
-        columns.push(values.with_name((*k).into()).into_column().cast(&dtype)?);
-    }
-    columns.push(Column::new(
-        "peak".into(),
-        result.iter().map(|r| r.0).collect::<Vec<i64>>(),
-    ));
-    columns.push(Column::new(
-        "peak_t".into(),
-        result.iter().map(|r| r.1).collect::<Vec<i64>>(),
-    ));
-    Ok(DataFrame::new(groups.len(), columns)?.lazy())
+    result
 }
 
-/// Fan-in per group of server keys (ports: proto+port; endpoints: +address).
-pub fn fanin(conns: LazyFrame, keys: &[&str], capture_secs: f64) -> PolarsResult<DataFrame> {
-    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    let tcp = col("proto").eq(lit(Proto::Tcp as u8));
-    let failed = state_in(&FAILED).and(col("syn_seen").or(tcp.not()));
-    let main = conns.clone().group_by(key_exprs.clone()).agg([
-        col("resp_addr")
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("servers"),
-        col("orig_addr")
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("clients"),
-        len().cast(DataType::UInt64).alias("connections"),
-        state_in(&ESTABLISHED)
-            .sum()
-            .cast(DataType::UInt64)
-            .alias("established"),
-        col("conn_state")
-            .eq(lit(REJ as u8))
-            .sum()
-            .cast(DataType::UInt64)
-            .alias("rejected"),
-        col("conn_state")
-            .eq(lit(S0 as u8))
-            .sum()
-            .cast(DataType::UInt64)
-            .alias("unanswered"),
-        failed.clone().sum().cast(DataType::UInt64).alias("failed"),
-        col("orig_addr")
-            .filter(failed.not())
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("served_clients"),
-        col("orig_bytes").sum().alias("bytes_to_server"),
-        col("resp_bytes").sum().alias("bytes_to_client"),
-        (col("duration_ns").cast(DataType::Float64).median() / lit(1e9)).alias("median_duration_s"),
-    ]);
-    let mut socket_keys = key_exprs.clone();
-    socket_keys.extend([col("orig_addr"), col("orig_port")]);
-    let sockets = conns
-        .clone()
-        .group_by(socket_keys)
-        .agg([len()])
-        .group_by(key_exprs.clone())
-        .agg([len().cast(DataType::UInt64).alias("client_sockets")]);
-    let peak = peaks(conns, keys, lit(0i64))?;
-    let join = |l: LazyFrame, r: LazyFrame| {
-        l.join(
-            r,
-            key_exprs.clone(),
-            key_exprs.clone(),
-            JoinArgs::new(JoinType::Left),
-        )
+/// The servers [`fanin`] groups connections by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Servers {
+    /// Protocol and port (ports.csv).
+    Ports,
+    /// Protocol, address and port (endpoints.csv).
+    Endpoints,
+}
+
+/// Counts per fan-in group.
+#[derive(Clone, Copy, Default)]
+struct FanIn {
+    connections: u64,
+    established: u64,
+    rejected: u64,
+    unanswered: u64,
+    failed: u64,
+    to_server: u64,
+    to_client: u64,
+}
+
+/// Fan-in per server port or endpoint.
+pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<DataFrame> {
+    let rows = &conns.rows;
+    let (of, keys) = groups(rows.iter().map(|r| {
+        let server = if by == Servers::Endpoints { r.resp } else { 0 };
+        (r.proto as u8, server, r.resp_port)
+    }));
+    let n = keys.len();
+    let mut sums = vec![FanIn::default(); n];
+    for (r, &g) in rows.iter().zip(&of) {
+        let s = &mut sums[g as usize];
+        s.connections += 1;
+        s.established += u64::from(r.established());
+        s.rejected += u64::from(r.state == ConnState::REJ);
+        s.unanswered += u64::from(r.state == ConnState::S0);
+        s.failed += u64::from(r.failed());
+        s.to_server += r.orig_bytes;
+        s.to_client += r.resp_bytes;
+    }
+    let pairs = |value: fn(&Row) -> Option<u64>| -> Vec<(u32, u64)> {
+        rows.iter()
+            .zip(&of)
+            .filter_map(|(r, &g)| value(r).map(|v| (g, v)))
+            .collect()
     };
-    let mut select: Vec<Expr> = key_exprs.clone();
-    select.extend(
-        [
-            "servers",
-            "clients",
-            "client_sockets",
-            "connections",
-            "established",
-            "rejected",
-            "unanswered",
-            "failed",
-            "served_clients",
-        ]
-        .map(col),
+    let servers = distinct(pairs(|r| Some(u64::from(r.resp))), n);
+    let clients = distinct(pairs(|r| Some(u64::from(r.orig))), n);
+    let served = distinct(pairs(|r| (!r.failed()).then_some(u64::from(r.orig))), n);
+    let sockets = distinct(
+        pairs(|r| Some(u64::from(r.orig) << 16 | u64::from(r.orig_port))),
+        n,
     );
-    select.extend([
-        col("peak").cast(DataType::UInt64).alias("peak_concurrent"),
-        col("peak_t")
-            .cast(DataType::Datetime(
-                TimeUnit::Nanoseconds,
-                Some(TimeZone::UTC),
-            ))
-            .alias("peak_at"),
-        (col("connections").cast(DataType::Float64) / lit(capture_secs.max(1e-9)))
-            .alias("connections_per_s"),
-        col("bytes_to_server"),
-        col("bytes_to_client"),
-        col("median_duration_s"),
+    let median = medians(
+        rows.iter()
+            .zip(&of)
+            .map(|(r, &g)| (g, r.duration))
+            .collect(),
+        n,
+    );
+    let peak = peaks(rows.iter().zip(&of).map(|(r, &g)| (g, r.start, r.end)), n);
+
+    let count = |f: fn(&FanIn) -> u64| -> Vec<u64> { sums.iter().map(f).collect() };
+    let mut columns = vec![Column::new(
+        "proto".into(),
+        keys.iter().map(|k| k.0).collect::<Vec<u8>>(),
+    )];
+    if by == Servers::Endpoints {
+        columns.push(Column::new(
+            "server".into(),
+            keys.iter().map(|k| k.1).collect::<Vec<u32>>(),
+        ));
+    }
+    columns.extend([
+        Column::new(
+            "port".into(),
+            keys.iter().map(|k| k.2).collect::<Vec<u16>>(),
+        ),
+        Column::new("servers".into(), servers),
+        Column::new("clients".into(), clients),
+        Column::new("client_sockets".into(), sockets),
+        Column::new("connections".into(), count(|s| s.connections)),
+        Column::new("established".into(), count(|s| s.established)),
+        Column::new("rejected".into(), count(|s| s.rejected)),
+        Column::new("unanswered".into(), count(|s| s.unanswered)),
+        Column::new("failed".into(), count(|s| s.failed)),
+        Column::new("served_clients".into(), served),
+        Column::new(
+            "peak_concurrent".into(),
+            peak.iter().map(|p| p.0).collect::<Vec<u64>>(),
+        ),
+        utc("peak_at", peak.iter().map(|p| p.1).collect()),
+        Column::new(
+            "connections_per_s".into(),
+            sums.iter()
+                .map(|s| s.connections as f64 / capture_secs.max(1e-9))
+                .collect::<Vec<f64>>(),
+        ),
+        Column::new("bytes_to_server".into(), count(|s| s.to_server)),
+        Column::new("bytes_to_client".into(), count(|s| s.to_client)),
+        Column::new(
+            "median_duration_s".into(),
+            // Rounded to the microsecond from exact nanoseconds (a midpoint
+            // divided by 1e9 first could land a hair under a half).
+            median
+                .iter()
+                .map(|ns| (ns / 1e3).round() / 1e6)
+                .collect::<Vec<f64>>(),
+        ),
     ]);
-    let table = join(join(main, sockets), peak).select(select).collect()?;
-    let mut order = vec![("clients", true), ("connections", true)];
-    order.extend(keys.iter().map(|k| (*k, false)));
+    let table = DataFrame::new(n, columns)?;
+    let mut order = vec![("clients", true), ("connections", true), ("proto", false)];
+    if by == Servers::Endpoints {
+        order.push(("server", false));
+    }
+    order.push(("port", false));
     sort_rows(table, &order)
 }
 
@@ -525,67 +597,106 @@ fn total_order(v: f64) -> u64 {
 }
 
 /// Per client address and server endpoint: ephemeral port use and reuse.
-pub fn clients(conns: LazyFrame) -> PolarsResult<DataFrame> {
-    let keys = ["proto", "orig_addr", "resp_addr", "resp_port"];
-    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    let conns = conns.filter(
-        col("proto")
-            .eq(lit(proto_code("tcp")))
-            .or(col("proto").eq(lit(proto_code("udp")))),
+pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
+    let rows: Vec<&Row> = conns
+        .rows
+        .iter()
+        .filter(|r| matches!(r.proto, Proto::Tcp | Proto::Udp))
+        .collect();
+    let (of, keys) = groups(
+        rows.iter()
+            .map(|r| (r.proto as u8, r.orig, r.resp, r.resp_port)),
     );
-    let main = conns.clone().group_by(key_exprs.clone()).agg([
-        len().cast(DataType::UInt64).alias("connections"),
-        col("orig_port")
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("distinct_ports"),
-        col("orig_port").min().alias("lowest_port"),
-        col("orig_port").max().alias("highest_port"),
-    ]);
-    let open = peaks(conns.clone(), &keys, lit(0i64))?;
-    let held = peaks(conns, &keys, col("time_wait"))?;
-    let join = |l: LazyFrame, r: LazyFrame| {
-        l.join(
-            r,
-            key_exprs.clone(),
-            key_exprs.clone(),
-            JoinArgs::new(JoinType::Left),
-        )
+    let n = keys.len();
+    let mut connections = vec![0u64; n];
+    let mut lowest = vec![u16::MAX; n];
+    let mut highest = vec![0u16; n];
+    for (r, &g) in rows.iter().zip(&of) {
+        let g = g as usize;
+        connections[g] += 1;
+        lowest[g] = lowest[g].min(r.orig_port);
+        highest[g] = highest[g].max(r.orig_port);
+    }
+    let ports = distinct(
+        rows.iter()
+            .zip(&of)
+            .map(|(r, &g)| (g, u64::from(r.orig_port)))
+            .collect(),
+        n,
+    );
+    let open = peaks(rows.iter().zip(&of).map(|(r, &g)| (g, r.start, r.end)), n);
+    let held = peaks(
+        rows.iter()
+            .zip(&of)
+            .map(|(r, &g)| (g, r.start, r.held_until())),
+        n,
+    );
+    let key = |j: usize| -> Vec<u32> {
+        keys.iter()
+            .map(|k| [u32::from(k.0), k.1, k.2, u32::from(k.3)][j])
+            .collect()
     };
-    let both = join(
-        join(
-            main,
-            open.select([
-                col("proto"),
-                col("orig_addr"),
-                col("resp_addr"),
-                col("resp_port"),
-                col("peak"),
-            ]),
+    let columns = vec![
+        Column::new(
+            "proto".into(),
+            keys.iter().map(|k| k.0).collect::<Vec<u8>>(),
         ),
-        held.select([
-            col("proto"),
-            col("orig_addr"),
-            col("resp_addr"),
-            col("resp_port"),
-            col("peak").alias("peak_ports_held"),
-        ]),
-    );
-    let mut select = key_exprs;
-    select.extend([
-        col("connections"),
-        col("distinct_ports"),
-        col("lowest_port"),
-        col("highest_port"),
-        (col("connections") - col("distinct_ports")).alias("port_reuse"),
-        col("peak").cast(DataType::UInt64).alias("peak_concurrent"),
-        col("peak_ports_held").cast(DataType::UInt64),
-        (col("peak_ports_held").cast(DataType::Float64) / lit(f64::from(EPHEMERAL_PORTS)))
-            .alias("exhaustion_risk"),
-    ]);
-    let mut order = vec![("exhaustion_risk", true), ("connections", true)];
-    order.extend(keys.map(|k| (k, false)));
-    sort_rows(both.select(select).collect()?, &order)
+        Column::new("orig_addr".into(), key(1)),
+        Column::new("resp_addr".into(), key(2)),
+        Column::new(
+            "resp_port".into(),
+            keys.iter().map(|k| k.3).collect::<Vec<u16>>(),
+        ),
+        Column::new(
+            "port_reuse".into(),
+            connections
+                .iter()
+                .zip(&ports)
+                .map(|(c, p)| c - p)
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new("connections".into(), connections),
+        Column::new("distinct_ports".into(), ports),
+        Column::new("lowest_port".into(), lowest),
+        Column::new("highest_port".into(), highest),
+        Column::new(
+            "peak_concurrent".into(),
+            open.iter().map(|p| p.0).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "peak_ports_held".into(),
+            held.iter().map(|p| p.0).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "exhaustion_risk".into(),
+            held.iter()
+                .map(|p| p.0 as f64 / f64::from(EPHEMERAL_PORTS))
+                .collect::<Vec<f64>>(),
+        ),
+    ];
+    let table = DataFrame::new(n, columns)?.select([
+        "proto",
+        "orig_addr",
+        "resp_addr",
+        "resp_port",
+        "connections",
+        "distinct_ports",
+        "lowest_port",
+        "highest_port",
+        "port_reuse",
+        "peak_concurrent",
+        "peak_ports_held",
+        "exhaustion_risk",
+    ])?;
+    let order = [
+        ("exhaustion_risk", true),
+        ("connections", true),
+        ("proto", false),
+        ("orig_addr", false),
+        ("resp_addr", false),
+        ("resp_port", false),
+    ];
+    sort_rows(table, &order)
 }
 
 #[cfg(test)]
@@ -595,10 +706,32 @@ mod tests {
     #[test]
     fn address_ids_follow_numeric_address_order() {
         let addrs = ["10.0.0.10", "::1", "10.0.0.2", "1.2.3.4"].map(String::from);
-        let mut column = vec![0, 1, 2, 3, 2];
-        let ordered = order_ids(addrs.to_vec(), [&mut column]);
+        let (ordered, new_id) = order_ids(addrs.to_vec());
         assert_eq!(ordered, ["1.2.3.4", "10.0.0.2", "10.0.0.10", "::1"]);
-        assert_eq!(column, [2, 3, 1, 0, 1]);
+        assert_eq!(new_id, [2, 3, 1, 0]);
+    }
+
+    #[test]
+    fn peaks_count_openings_before_closings_at_equal_times() {
+        // Group 0: [0,10] and [10,20] touch at 10: both open then.
+        // Group 1: [5,6], [7,8]: never two at once.
+        let p = peaks(
+            [(0, 0, 10), (0, 10, 20), (1, 5, 6), (1, 7, 8)].into_iter(),
+            2,
+        );
+        assert_eq!(p, [(2, 10), (1, 5)]);
+    }
+
+    #[test]
+    fn medians_take_the_midpoint_of_an_even_group() {
+        let m = medians(vec![(0, 4), (1, 7), (0, 1), (0, 10), (0, 2)], 2);
+        assert_eq!(m, [3.0, 7.0]);
+    }
+
+    #[test]
+    fn distinct_counts_per_group() {
+        let d = distinct(vec![(0, 5), (1, 5), (0, 5), (0, 6)], 3);
+        assert_eq!(d, [2, 1, 0]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use crate::flow::CloseReason;
 use crate::source::Nanos;
 
-use super::tables::proto_code;
+use super::tables::{Conns, proto_code};
 use super::traffic::Traffic;
 
 const MS: Nanos = 1_000_000;
@@ -80,21 +80,6 @@ impl Bins {
     }
 }
 
-/// Dense per-bin counts from (bin, value) rows.
-fn dense(df: &DataFrame, k: &str, v: &str, n: usize) -> PolarsResult<Vec<i64>> {
-    let mut out = vec![0i64; n];
-    let ks = df.column(k)?.cast(&DataType::Int64)?;
-    let vs = df.column(v)?.cast(&DataType::Int64)?;
-    for (k, v) in ks.i64()?.iter().zip(vs.i64()?.iter()) {
-        if let (Some(k), Some(v)) = (k, v) {
-            if (0..n as i64).contains(&k) {
-                out[k as usize] += v;
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn cumulative(deltas: Vec<i64>) -> Vec<u64> {
     deltas
         .into_iter()
@@ -105,79 +90,73 @@ fn cumulative(deltas: Vec<i64>) -> Vec<u64> {
         .collect()
 }
 
-/// +1 at `from`, -1 after `to`, summed per bin (and per `keys`) by polars.
-fn deltas(conns: &LazyFrame, keys: &[Expr], from: &str, to: &str) -> PolarsResult<DataFrame> {
-    let valid = conns.clone().filter(col(from).lt_eq(col(to)));
-    let mut up = keys.to_vec();
-    up.extend([col(from).alias("k"), lit(1i64).alias("d")]);
-    let mut down = keys.to_vec();
-    down.extend([(col(to) + lit(1i64)).alias("k"), lit(-1i64).alias("d")]);
-    let mut by = keys.to_vec();
-    by.push(col("k"));
-    concat(
-        [valid.clone().select(up), valid.select(down)],
-        UnionArgs::default(),
-    )?
-    .group_by(by)
-    .agg([col("d").sum()])
-    .collect()
+/// Per-bin counts; events outside the bins are dropped.
+struct Dense(Vec<i64>);
+
+impl Dense {
+    fn new(n: usize) -> Dense {
+        Dense(vec![0; n])
+    }
+
+    fn add(&mut self, k: i64, v: i64) {
+        if let Some(slot) = usize::try_from(k).ok().and_then(|k| self.0.get_mut(k)) {
+            *slot += v;
+        }
+    }
+
+    /// A socket open from bin `from` to bin `to`: +1 at `from`, -1 after `to`.
+    fn span(&mut self, from: i64, to: i64) {
+        if from <= to {
+            self.add(from, 1);
+            self.add(to.saturating_add(1), -1);
+        }
+    }
 }
 
 /// Build the timeline frame. `top` lists (proto, port) series to include.
 pub fn timeline(
-    conns: LazyFrame,
+    conns: &Conns,
     bins: &Bins,
     top: &[(String, u16)],
     traffic: &Traffic,
 ) -> PolarsResult<DataFrame> {
     let (t0, w, n) = (bins.t0, bins.width, bins.count);
-    // Offsets are non-negative, so truncating the quotient is a floor.
-    let k = |e: Expr| ((e - lit(t0)).cast(DataType::Float64) / lit(w as f64)).cast(DataType::Int64);
-    let conns = conns.with_columns([
-        k(col("start")).alias("k_open"),
-        k(col("end")).alias("k_close"),
-        k(col("start") + lit(w - 1)).alias("k_first"),
-    ]);
+    // A time's bin, in floating point as the table has always computed it
+    // (offsets are non-negative, so truncating the quotient is a floor).
+    let k = |t: Nanos| (t.wrapping_sub(t0) as f64 / w as f64) as i64;
+    let series: Vec<(u8, u16)> = top.iter().map(|(p, port)| (proto_code(p), *port)).collect();
 
-    let opened = conns
-        .clone()
-        .group_by([col("k_open")])
-        .agg([len().alias("n")])
-        .collect()?;
-    let active = cumulative(dense(
-        &deltas(&conns, &[], "k_open", "k_close")?,
-        "k",
-        "d",
-        n,
-    )?);
-    let at_start = cumulative(dense(
-        &deltas(&conns, &[], "k_first", "k_close")?,
-        "k",
-        "d",
-        n,
-    )?);
+    let mut opened = Dense::new(n);
+    let mut active = Dense::new(n);
+    let mut at_start = Dense::new(n);
+    let mut closed: Vec<Dense> = CloseReason::ALL.iter().map(|_| Dense::new(n)).collect();
+    let mut per_port: Vec<Dense> = series.iter().map(|_| Dense::new(n)).collect();
+    for r in conns.all() {
+        let (k_open, k_close) = (k(r.start), k(r.end));
+        let k_first = k(r.start.wrapping_add(w - 1));
+        opened.add(k_open, 1);
+        active.span(k_open, k_close);
+        at_start.span(k_first, k_close);
+        closed[r.close_reason as usize].add(k_close, 1);
+        if let Some(j) = series
+            .iter()
+            .position(|s| *s == (r.proto as u8, r.resp_port))
+        {
+            per_port[j].span(k_first, k_close);
+        }
+    }
 
     let starts: Vec<i64> = (0..n as i64).map(|i| t0 + i * w).collect();
     let mut columns = vec![
         super::frame::utc("bin_start", starts),
-        Column::new("active".into(), active),
-        Column::new("open_at_start".into(), at_start),
-        Column::new("opened".into(), dense(&opened, "k_open", "n", n)?),
+        Column::new("active".into(), cumulative(active.0)),
+        Column::new("open_at_start".into(), cumulative(at_start.0)),
+        Column::new("opened".into(), opened.0),
     ];
-    let closed = conns
-        .clone()
-        .group_by([col("k_close"), col("close_reason")])
-        .agg([len().alias("n")])
-        .collect()?;
-    for reason in CloseReason::ALL {
-        let rows = closed
-            .clone()
-            .lazy()
-            .filter(col("close_reason").eq(lit(reason as u8)))
-            .collect()?;
+    for (reason, counts) in CloseReason::ALL.iter().zip(closed) {
         columns.push(Column::new(
             format!("closed_{}", reason.name()).into(),
-            dense(&rows, "k_close", "n", n)?,
+            counts.0,
         ));
     }
 
@@ -194,37 +173,11 @@ pub fn timeline(
     columns.push(Column::new("ip_bytes_to_server".into(), to_server));
     columns.push(Column::new("ip_bytes_to_client".into(), to_client));
 
-    if !top.is_empty() {
-        let wanted = top
-            .iter()
-            .map(|(p, port)| {
-                col("proto")
-                    .eq(lit(proto_code(p)))
-                    .and(col("resp_port").eq(lit(*port)))
-            })
-            .reduce(|a, b| a.or(b))
-            .unwrap_or(lit(false));
-        let per_port = deltas(
-            &conns.filter(wanted),
-            &[col("proto"), col("resp_port")],
-            "k_first",
-            "k_close",
-        )?;
-        for (proto, port) in top {
-            let rows = per_port
-                .clone()
-                .lazy()
-                .filter(
-                    col("proto")
-                        .eq(lit(proto_code(proto)))
-                        .and(col("resp_port").eq(lit(*port))),
-                )
-                .collect()?;
-            columns.push(Column::new(
-                format!("open_{proto}_{port}").into(),
-                cumulative(dense(&rows, "k", "d", n)?),
-            ));
-        }
+    for ((proto, port), counts) in top.iter().zip(per_port) {
+        columns.push(Column::new(
+            format!("open_{proto}_{port}").into(),
+            cumulative(counts.0),
+        ));
     }
     DataFrame::new(n, columns)
 }
