@@ -240,6 +240,10 @@ impl Conns {
 
     /// Read the columns the tables need from connections.parquet.
     pub fn load(parquet: &Path) -> PolarsResult<Conns> {
+        Conns::load_in_batches(parquet, LOAD_BATCH)
+    }
+
+    fn load_in_batches(parquet: &Path, batch: IdxSize) -> PolarsResult<Conns> {
         let scan = LazyFrame::scan_parquet(
             parquet.to_string_lossy().as_ref().into(),
             ScanArgsParquet::default(),
@@ -268,10 +272,7 @@ impl Conns {
         let mut rows = Vec::with_capacity(usize::try_from(height).unwrap_or(0));
         let mut ids: AddressIds<String> = AddressIds::default();
         loop {
-            let df = scan
-                .clone()
-                .slice(rows.len() as i64, LOAD_BATCH)
-                .collect()?;
+            let df = scan.clone().slice(rows.len() as i64, batch).collect()?;
             let text =
                 |name: &str| -> PolarsResult<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
             let int = |name: &str| -> PolarsResult<Int64Chunked> {
@@ -326,7 +327,7 @@ impl Conns {
                         && close_reason == CloseReason::Fin,
                 });
             }
-            if df.height() < LOAD_BATCH as usize {
+            if df.height() < batch as usize {
                 return Ok(ids.finish(rows));
             }
         }
@@ -732,6 +733,42 @@ mod tests {
     fn distinct_counts_per_group() {
         let d = distinct(vec![(0, 5), (1, 5), (0, 5), (0, 6)], 3);
         assert_eq!(d, [2, 1, 0]);
+    }
+
+    #[test]
+    fn tables_from_parquet_read_in_small_batches_equal_the_kept_rows() {
+        let dir = std::env::temp_dir().join(format!("sockscope-load-{}", std::process::id()));
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/http-fanin.pcap.gz");
+        let cfg = crate::analyze::AnalyzeConfig {
+            inputs: vec![sample],
+            out: dir.clone(),
+            force: true,
+            filter: None,
+            decode: Default::default(),
+            flow: Default::default(),
+            threads: 1,
+            tables: true,
+        };
+        let kept = crate::analyze::run(&cfg, &crate::analyze::Silent)
+            .unwrap()
+            .conns
+            .unwrap();
+        // 7 does not divide the row count: the last batch is a short one.
+        let read = Conns::load_in_batches(&dir.join("connections.parquet"), 7).unwrap();
+        assert!(kept.rows() > 100 && kept.rows() % 7 != 0, "{}", kept.rows());
+        assert_eq!(read.rows(), kept.rows());
+        assert_eq!(read.addrs, kept.addrs);
+        let tables = |c: &Conns| {
+            [
+                fanin(c, Servers::Ports, 1.0).unwrap(),
+                fanin(c, Servers::Endpoints, 1.0).unwrap(),
+                clients(c).unwrap(),
+            ]
+        };
+        for (a, b) in tables(&kept).iter().zip(tables(&read).iter()) {
+            assert!(a.equals(b), "{a}\n{b}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
