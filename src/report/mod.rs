@@ -125,7 +125,7 @@ impl RecordWriters {
     fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
         self.text.fill(r);
         if let Some(c) = &mut self.conns {
-            c.push(r, &self.text);
+            c.push(r);
             if c.len() > KEEP_LIMIT {
                 self.conns = None;
             }

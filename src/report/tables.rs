@@ -21,7 +21,6 @@
 //! number per row, then sorts and single passes: polars' group-bys and
 //! joins over the same rows took several times the memory and the time.
 
-use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::Path;
@@ -34,7 +33,6 @@ use crate::decode::Addr;
 use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
-use super::RecordText;
 use super::frame::utc;
 
 /// The usual Linux ephemeral port range, 32768–60999.
@@ -85,7 +83,7 @@ impl Row {
 /// The connections the tables are computed from, with their addresses.
 pub struct Conns {
     rows: Vec<Row>,
-    addrs: Vec<String>,
+    addrs: Vec<Addr>,
 }
 
 impl std::fmt::Debug for Conns {
@@ -99,23 +97,22 @@ impl std::fmt::Debug for Conns {
     }
 }
 
-/// Address ids in order of first appearance.
+/// Address ids in order of first appearance. Addresses stay 16-byte
+/// values until a finished table names them: on a flood of spoofed sources
+/// their text (and a map keyed by it) took several times the rows' memory.
 #[derive(Default)]
-struct AddressIds<K> {
-    ids: FxHashMap<K, u32>,
-    addrs: Vec<String>,
+struct AddressIds {
+    ids: FxHashMap<Addr, u32>,
+    addrs: Vec<Addr>,
 }
 
-impl<K: Hash + Eq> AddressIds<K> {
-    fn id(&mut self, key: K, text: &str) -> u32 {
+impl AddressIds {
+    fn id(&mut self, a: Addr) -> u32 {
         let next = self.addrs.len() as u32;
-        match self.ids.entry(key) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                self.addrs.push(text.to_string());
-                *e.insert(next)
-            }
-        }
+        *self.ids.entry(a).or_insert_with(|| {
+            self.addrs.push(a);
+            next
+        })
     }
 
     /// The finished rows, with ids renumbered in address order.
@@ -132,7 +129,7 @@ impl<K: Hash + Eq> AddressIds<K> {
 /// Collects [`Conns`] record by record.
 #[derive(Default)]
 pub struct ConnsBuilder {
-    ids: AddressIds<Addr>,
+    ids: AddressIds,
     rows: Vec<Row>,
 }
 
@@ -145,9 +142,9 @@ impl ConnsBuilder {
         self.rows.is_empty()
     }
 
-    pub fn push(&mut self, r: &ConnRecord, text: &RecordText) {
-        let orig = self.ids.id(r.orig, text.orig());
-        let resp = self.ids.id(r.resp, text.resp());
+    pub fn push(&mut self, r: &ConnRecord) {
+        let orig = self.ids.id(r.orig);
+        let resp = self.ids.id(r.resp);
         self.rows.push(Row {
             start: r.start,
             end: r.lifecycle.last_packet,
@@ -172,41 +169,29 @@ impl ConnsBuilder {
     }
 }
 
-/// Where an address's text sorts: IPv4 before IPv6, each in numeric order
-/// (10.0.0.2 before 10.0.0.10), anything else last.
-fn address_order(text: &str) -> (u8, u128) {
-    match text.parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => (0, u128::from(u32::from(a))),
-        Ok(IpAddr::V6(a)) => (1, u128::from(a)),
-        Err(_) => (2, 0),
-    }
-}
-
-/// Addresses in address order, and each old id's new id: so that ids, and
-/// the tables' tie-breaks on them, do not depend on the order in which
-/// connections were recorded (shard threads interleave them). Sorting
-/// numbers, not text: a flood of millions of spoofed sources spent seconds
-/// in string compares.
-fn order_ids(addrs: Vec<String>) -> (Vec<String>, Vec<u32>) {
-    let mut order: Vec<((u8, u128), u32)> = addrs
-        .iter()
-        .enumerate()
-        .map(|(id, a)| (address_order(a), id as u32))
-        .collect();
-    order.sort_unstable_by(|(ka, a), (kb, b)| {
-        ka.cmp(kb)
-            .then_with(|| addrs[*a as usize].cmp(&addrs[*b as usize]))
-    });
+/// Addresses in address order (IPv4 before IPv6, each numerically), and
+/// each old id's new id: so that ids, and the tables' tie-breaks on them, do
+/// not depend on the order in which connections were recorded (shard
+/// threads interleave them).
+fn order_ids(addrs: Vec<Addr>) -> (Vec<Addr>, Vec<u32>) {
+    let order_of = |a: &Addr| (!a.is_v4(), u128::from_be_bytes(a.0));
+    let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
+    order.sort_unstable_by_key(|id| order_of(&addrs[*id as usize]));
     let mut new_id = vec![0u32; addrs.len()];
-    for (new, (_, old)) in order.iter().enumerate() {
+    for (new, old) in order.iter().enumerate() {
         new_id[*old as usize] = new as u32;
     }
-    let mut slots: Vec<Option<String>> = addrs.into_iter().map(Some).collect();
-    let ordered = order
-        .iter()
-        .map(|(_, old)| slots[*old as usize].take().unwrap_or_default())
-        .collect();
+    let ordered = order.iter().map(|old| addrs[*old as usize]).collect();
     (ordered, new_id)
+}
+
+/// An address as connections.parquet writes it.
+fn parse_addr(text: &str) -> PolarsResult<Addr> {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Ok(Addr::v4(a.octets())),
+        Ok(IpAddr::V6(a)) => Ok(Addr(a.octets())),
+        Err(_) => polars_bail!(ComputeError: "not an IP address: {text:?}"),
+    }
 }
 
 /// Columns holding an address id in computed tables.
@@ -270,7 +255,7 @@ impl Conns {
         let height = height.column("len")?.cast(&DataType::UInt64)?;
         let height = height.u64()?.get(0).unwrap_or(0);
         let mut rows = Vec::with_capacity(usize::try_from(height).unwrap_or(0));
-        let mut ids: AddressIds<String> = AddressIds::default();
+        let mut ids = AddressIds::default();
         loop {
             let df = scan.clone().slice(rows.len() as i64, batch).collect()?;
             let text =
@@ -291,8 +276,8 @@ impl Conns {
             let (orig_bytes, resp_bytes) = (int("orig_bytes")?, int("resp_bytes")?);
             let syn_seen = df.column("syn_seen")?.bool()?.clone();
             for i in 0..df.height() {
-                let o = orig.get(i).unwrap_or("");
-                let r = resp.get(i).unwrap_or("");
+                let o = parse_addr(orig.get(i).unwrap_or(""))?;
+                let r = parse_addr(resp.get(i).unwrap_or(""))?;
                 let close_reason = named(
                     &CloseReason::ALL,
                     CloseReason::name,
@@ -305,8 +290,8 @@ impl Conns {
                     duration: duration.get(i).unwrap_or(0),
                     orig_bytes: orig_bytes.get(i).unwrap_or(0) as u64,
                     resp_bytes: resp_bytes.get(i).unwrap_or(0) as u64,
-                    orig: ids.id(o.to_string(), o),
-                    resp: ids.id(r.to_string(), r),
+                    orig: ids.id(o),
+                    resp: ids.id(r),
                     orig_port: orig_port.get(i).unwrap_or(0) as u16,
                     resp_port: resp_port.get(i).unwrap_or(0) as u16,
                     proto: named(
@@ -335,17 +320,22 @@ impl Conns {
 
     /// Replace address ids and protocol codes in a computed table by names.
     pub fn names(&self, mut df: DataFrame) -> PolarsResult<DataFrame> {
+        let mut buf = Vec::new();
         for name in ADDRESS_COLUMNS {
             if let Ok(c) = df.column(name) {
-                let text: StringChunked = c
-                    .u32()?
-                    .iter()
-                    .map(|id| {
-                        id.and_then(|i| self.addrs.get(i as usize))
-                            .map(String::as_str)
-                    })
-                    .collect();
-                df.with_column(text.with_name(name.into()).into_column())?;
+                let ids = c.u32()?;
+                let mut text = StringChunkedBuilder::new(name.into(), ids.len());
+                for id in ids.iter() {
+                    match id.and_then(|i| self.addrs.get(i as usize)) {
+                        Some(a) => {
+                            buf.clear();
+                            super::text::addr(&mut buf, *a);
+                            text.append_value(String::from_utf8_lossy(&buf));
+                        }
+                        None => text.append_null(),
+                    }
+                }
+                df.with_column(text.finish().into_column())?;
             }
         }
         if let Ok(c) = df.column("proto") {
@@ -706,10 +696,12 @@ mod tests {
 
     #[test]
     fn address_ids_follow_numeric_address_order() {
-        let addrs = ["10.0.0.10", "::1", "10.0.0.2", "1.2.3.4"].map(String::from);
+        let addrs = ["10.0.0.10", "::1", "10.0.0.2", "1.2.3.4"].map(|a| parse_addr(a).unwrap());
         let (ordered, new_id) = order_ids(addrs.to_vec());
-        assert_eq!(ordered, ["1.2.3.4", "10.0.0.2", "10.0.0.10", "::1"]);
+        let text: Vec<String> = ordered.iter().map(|a| a.to_string()).collect();
+        assert_eq!(text, ["1.2.3.4", "10.0.0.2", "10.0.0.10", "::1"]);
         assert_eq!(new_id, [2, 3, 1, 0]);
+        assert!(parse_addr("not an address").is_err());
     }
 
     #[test]
