@@ -622,34 +622,29 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
             .map(|(r, &g)| (g, r.start, r.held_until())),
         n,
     );
-    let key = |j: usize| -> Vec<u32> {
-        keys.iter()
-            .map(|k| [u32::from(k.0), k.1, k.2, u32::from(k.3)][j])
-            .collect()
-    };
+    let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     let columns = vec![
         Column::new(
             "proto".into(),
             keys.iter().map(|k| k.0).collect::<Vec<u8>>(),
         ),
-        Column::new("orig_addr".into(), key(1)),
-        Column::new("resp_addr".into(), key(2)),
+        Column::new(
+            "orig_addr".into(),
+            keys.iter().map(|k| k.1).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "resp_addr".into(),
+            keys.iter().map(|k| k.2).collect::<Vec<u32>>(),
+        ),
         Column::new(
             "resp_port".into(),
             keys.iter().map(|k| k.3).collect::<Vec<u16>>(),
-        ),
-        Column::new(
-            "port_reuse".into(),
-            connections
-                .iter()
-                .zip(&ports)
-                .map(|(c, p)| c - p)
-                .collect::<Vec<u64>>(),
         ),
         Column::new("connections".into(), connections),
         Column::new("distinct_ports".into(), ports),
         Column::new("lowest_port".into(), lowest),
         Column::new("highest_port".into(), highest),
+        Column::new("port_reuse".into(), reuse),
         Column::new(
             "peak_concurrent".into(),
             open.iter().map(|p| p.0).collect::<Vec<u64>>(),
@@ -665,20 +660,7 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
                 .collect::<Vec<f64>>(),
         ),
     ];
-    let table = DataFrame::new(n, columns)?.select([
-        "proto",
-        "orig_addr",
-        "resp_addr",
-        "resp_port",
-        "connections",
-        "distinct_ports",
-        "lowest_port",
-        "highest_port",
-        "port_reuse",
-        "peak_concurrent",
-        "peak_ports_held",
-        "exhaustion_risk",
-    ])?;
+    let table = DataFrame::new(n, columns)?;
     let order = [
         ("exhaustion_risk", true),
         ("connections", true),
