@@ -204,12 +204,11 @@ pub fn run(
     let traffic_path = dir.join("traffic.parquet");
     let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
 
-    // Two independent halves: ports then the timeline (whose series are the
-    // top ports), and endpoints then clients.
+    // Two independent halves of about equal time: the clients table (as
+    // many rows as client/server pairs), and ports, the timeline (whose
+    // series are the top ports) and endpoints.
     let client_half = || -> Result<_, ReportError> {
         let mut files = Vec::new();
-        let endpoints = tables::fanin(&conns, Servers::Endpoints, secs).map_err(&err)?;
-        write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
         let clients = tables::clients(&conns).map_err(&err)?;
         let clients = write_table(dir, &conns, "clients", clients, &mut files)?;
         Ok((clients, files))
@@ -222,6 +221,8 @@ pub fn run(
         let series: Vec<(String, u16)> = top.iter().map(|r| (r.proto.clone(), r.port)).collect();
         let tl = timeline::timeline(&conns, &bins, &series, &traffic).map_err(&err)?;
         let tl = write_table(dir, &conns, "timeline", tl, &mut files)?;
+        let endpoints = tables::fanin(&conns, Servers::Endpoints, secs).map_err(&err)?;
+        write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
         Ok((ports, top, tl, files))
     };
     // One per core; but one after the other when they are big, so their
