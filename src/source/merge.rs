@@ -20,6 +20,27 @@ pub struct Merge {
     pending: Vec<usize>,
 }
 
+/// The next packet of a single input: nothing to interleave.
+fn next_of(slot: &mut Slot) -> Result<Option<RawPacket<'_>>, SourceError> {
+    if !slot.live {
+        return Ok(None);
+    }
+    match slot.reader.advance() {
+        Ok(true) => Ok(slot.reader.current()),
+        Ok(false) => {
+            slot.live = false;
+            Ok(None)
+        }
+        Err(kind) => {
+            slot.live = false;
+            Err(SourceError {
+                path: slot.path.clone(),
+                kind,
+            })
+        }
+    }
+}
+
 impl Merge {
     pub fn new(readers: Vec<(PathBuf, CaptureReader)>) -> Merge {
         let pending = (0..readers.len()).rev().collect();
@@ -40,6 +61,9 @@ impl Merge {
     /// when every input is exhausted. After an `Err`, calling again continues
     /// with the remaining inputs.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SourceError> {
+        if self.slots.len() == 1 {
+            return next_of(&mut self.slots[0]);
+        }
         while let Some(i) = self.pending.pop() {
             let slot = &mut self.slots[i];
             match slot.reader.advance() {
