@@ -458,8 +458,14 @@ impl Session {
             _ => return Err(AnalyzeError::WriterLost),
         };
         let (first, last) = self.span.unwrap_or((0, 0));
-        let (tally, conns) = written.finish(first, last)?;
-        tracked.traffic.write(&self.cfg.out)?;
+        // traffic.parquet does not wait for the record files to finish.
+        let out = &self.cfg.out;
+        let (written, traffic) = std::thread::scope(|scope| {
+            let traffic = scope.spawn(|| tracked.traffic.write(out));
+            (written.finish(first, last), traffic.join())
+        });
+        let (tally, conns) = written?;
+        traffic.map_err(|_| AnalyzeError::WriterLost)??;
         let stats = tracked.stats;
         let mut counts = self.counts;
         counts.late = stats.late_packets;
