@@ -7,6 +7,7 @@
 //! the number of connections.
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::BatchedWriter as ParquetBatches;
@@ -229,7 +230,7 @@ pub fn utc_opt(name: &str, ns: Vec<Option<i64>>) -> Column {
 pub struct ConnectionsParquet {
     tmp: PathBuf,
     path: PathBuf,
-    writer: Option<ParquetBatches<File>>,
+    writer: Option<ParquetBatches<BufWriter<File>>>,
     columns: ConnColumns,
 }
 
@@ -237,13 +238,21 @@ pub fn polars_err(path: &Path, e: PolarsError) -> OutputError {
     OutputError::new(path, std::io::Error::other(e.to_string()))
 }
 
+/// A Parquet file being written. polars writes the footer's thrift fields a
+/// few bytes at a time (7,700 writes of 5 bytes for the tables, 37,000 of
+/// 330 for connections.parquet on bench_1g), so the file is buffered; the
+/// footer's `end_file` flushes it and returns any error.
+fn parquet_file(tmp: &Path) -> Result<BufWriter<File>, OutputError> {
+    let file = File::create(tmp).map_err(|e| OutputError::new(tmp, e))?;
+    Ok(BufWriter::with_capacity(1 << 16, file))
+}
+
 /// Write a whole frame as `dir/name` (Parquet, LZ4: a third larger than zstd,
 /// written in half the time), atomically.
 pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<(), OutputError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
-    let file = File::create(&tmp).map_err(|e| OutputError::new(&tmp, e))?;
-    ParquetWriter::new(file)
+    ParquetWriter::new(parquet_file(&tmp)?)
         .with_compression(ParquetCompression::Lz4Raw)
         .finish(df)
         .map_err(|e| polars_err(&path, e))?;
@@ -274,8 +283,7 @@ impl ConnectionsParquet {
             .take_frame()
             .map_err(|e| polars_err(&self.path, e))?;
         if self.writer.is_none() {
-            let file = File::create(&self.tmp).map_err(|e| OutputError::new(&self.tmp, e))?;
-            let w = ParquetWriter::new(file)
+            let w = ParquetWriter::new(parquet_file(&self.tmp)?)
                 .with_compression(ParquetCompression::Lz4Raw)
                 .batched(df.schema())
                 .map_err(|e| polars_err(&self.path, e))?;
