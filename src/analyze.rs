@@ -162,13 +162,21 @@ impl Tracker {
     /// A shard's share of a batch: its own packets, and the clock stepped
     /// through everyone else's.
     fn batch(&mut self, b: &ShardBatch) {
-        if let Some(first) = b.times.first() {
-            self.traffic.start(*first);
+        if b.times.is_empty() {
+            // The only shard: its packets are all the packets.
+            if let Some(first) = b.packets.first() {
+                self.traffic.start(first.ts);
+            }
+            for pkt in &b.packets {
+                self.packet(pkt);
+            }
+            return;
         }
-        let mut own = b.packets.iter().peekable();
+        self.traffic.start(b.times[0]);
+        let mut own = b.index.iter().zip(&b.packets).peekable();
         for (i, &ts) in b.times.iter().enumerate() {
             match own.peek() {
-                Some((j, pkt)) if *j as usize == i => {
+                Some((j, pkt)) if **j as usize == i => {
                     self.packet(pkt);
                     own.next();
                 }
@@ -191,11 +199,18 @@ impl Tracker {
 /// Decoded packets per message to the shards.
 const SHARD_BATCH: usize = 2048;
 
-/// A batch for one shard: the times of all packets in the batch, and this
-/// shard's packets with their index among them.
+/// A batch for one shard: its packets and, when there are several shards,
+/// the times of all packets in the batch and each own packet's index
+/// among them (a single shard's own times are all the times).
 struct ShardBatch {
+    packets: Vec<Packet>,
+    index: Vec<u32>,
     times: Vec<Nanos>,
-    packets: Vec<(u32, Packet)>,
+}
+
+/// Room for a batch's times and indices: none for a single shard.
+fn clock_capacity(shards: usize) -> usize {
+    if shards > 1 { SHARD_BATCH } else { 0 }
 }
 
 /// Shard threads and the batch being filled for them.
@@ -203,8 +218,10 @@ struct Shards {
     vlan_key: bool,
     txs: Vec<SyncSender<ShardBatch>>,
     threads: Vec<JoinHandle<Tracked>>,
+    /// Packets in the batch being filled.
+    len: usize,
     times: Vec<Nanos>,
-    pending: Vec<Vec<(u32, Packet)>>,
+    pending: Vec<(Vec<Packet>, Vec<u32>)>,
 }
 
 impl Shards {
@@ -227,34 +244,46 @@ impl Shards {
             vlan_key: flow.vlan_key,
             txs,
             threads,
-            times: Vec::with_capacity(SHARD_BATCH),
-            pending: (0..n).map(|_| Vec::with_capacity(SHARD_BATCH)).collect(),
+            len: 0,
+            times: Vec::with_capacity(clock_capacity(n)),
+            pending: (0..n)
+                .map(|_| {
+                    let index = Vec::with_capacity(clock_capacity(n));
+                    (Vec::with_capacity(SHARD_BATCH), index)
+                })
+                .collect(),
         }
     }
 
     fn push(&mut self, pkt: Packet) {
-        let shard = match self.txs.len() {
-            1 => 0,
-            n => shard_of(&pkt, self.vlan_key, n),
-        };
-        self.pending[shard].push((self.times.len() as u32, pkt));
-        self.times.push(pkt.ts);
-        if self.times.len() >= SHARD_BATCH {
+        match self.txs.len() {
+            1 => self.pending[0].0.push(pkt),
+            n => {
+                let (packets, index) = &mut self.pending[shard_of(&pkt, self.vlan_key, n)];
+                index.push(self.len as u32);
+                packets.push(pkt);
+                self.times.push(pkt.ts);
+            }
+        }
+        self.len += 1;
+        if self.len >= SHARD_BATCH {
             self.send();
         }
     }
 
     fn send(&mut self) {
-        if self.times.is_empty() {
+        if self.len == 0 {
             return;
         }
-        let times = std::mem::replace(&mut self.times, Vec::with_capacity(SHARD_BATCH));
-        for (tx, pending) in self.txs.iter().zip(&mut self.pending) {
-            let packets = std::mem::replace(pending, Vec::with_capacity(SHARD_BATCH));
+        self.len = 0;
+        let clock = clock_capacity(self.txs.len());
+        let times = std::mem::replace(&mut self.times, Vec::with_capacity(clock));
+        for (tx, (packets, index)) in self.txs.iter().zip(&mut self.pending) {
             // A shard that is gone shows up as lost when it is joined.
             let _ = tx.send(ShardBatch {
+                packets: std::mem::replace(packets, Vec::with_capacity(SHARD_BATCH)),
+                index: std::mem::replace(index, Vec::with_capacity(clock)),
                 times: times.clone(),
-                packets,
             });
         }
     }
