@@ -602,9 +602,10 @@ fn counts_by(conns: &LazyFrame, key: &str) -> PolarsResult<Vec<(String, u64)>> {
         .clone()
         .group_by([col(key)])
         .agg([len().cast(DataType::UInt64).alias("n")])
+        // Equal counts in name order: group_by's order changes from run to run.
         .sort(
-            ["n"],
-            SortMultipleOptions::default().with_order_descending(true),
+            ["n", key],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
         )
         .collect()?;
     let k = df.column(key)?.cast(&DataType::String)?;
