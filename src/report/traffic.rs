@@ -36,7 +36,13 @@ pub struct Traffic {
     origin: Option<Nanos>,
     resolution: Nanos,
     slots: Vec<Slot>,
+    /// The slot the last packet fell in and the times it covers: packets
+    /// mostly arrive in time order, and finding a slot is a division.
+    last: (usize, Nanos, Nanos),
 }
+
+/// No slot is cached (an empty range).
+const NO_SLOT: (usize, Nanos, Nanos) = (0, 0, 0);
 
 impl Default for Traffic {
     fn default() -> Self {
@@ -44,6 +50,7 @@ impl Default for Traffic {
             origin: None,
             resolution: START_RESOLUTION,
             slots: Vec::new(),
+            last: NO_SLOT,
         }
     }
 }
@@ -52,6 +59,25 @@ impl Traffic {
     /// Count one packet of `ip_bytes` at `ts`, sent by the originator or not.
     #[inline]
     pub fn add(&mut self, ts: Nanos, ip_bytes: u32, to_server: bool) {
+        let (cached, from, until) = self.last;
+        let i = if from <= ts && ts < until {
+            cached
+        } else {
+            self.slot_of(ts)
+        };
+        let s = &mut self.slots[i];
+        if to_server {
+            s.packets_to_server += 1;
+            s.bytes_to_server += u64::from(ip_bytes);
+        } else {
+            s.packets_to_client += 1;
+            s.bytes_to_client += u64::from(ip_bytes);
+        }
+    }
+
+    /// The slot `ts` falls in, made if needed (coarsening to stay within
+    /// `MAX_SLOTS`), and remembered for the next packet.
+    fn slot_of(&mut self, ts: Nanos) -> usize {
         let origin = *self.origin.get_or_insert(ts);
         let mut i = (ts.saturating_sub(origin) / self.resolution).max(0) as usize;
         while i >= MAX_SLOTS {
@@ -61,14 +87,10 @@ impl Traffic {
         if i >= self.slots.len() {
             self.slots.resize(i + 1, Slot::default());
         }
-        let s = &mut self.slots[i];
-        if to_server {
-            s.packets_to_server += 1;
-            s.bytes_to_server += u64::from(ip_bytes);
-        } else {
-            s.packets_to_client += 1;
-            s.bytes_to_client += u64::from(ip_bytes);
-        }
+        // Times before the origin count in slot 0 but are not cached in it.
+        let from = origin.saturating_add(i as Nanos * self.resolution);
+        self.last = (i, from, from.saturating_add(self.resolution));
+        i
     }
 
     /// Count from `ts` (the capture's first packet) unless counting started.
@@ -101,6 +123,7 @@ impl Traffic {
 
     /// Halve the resolution: merge slots pairwise.
     fn coarsen(&mut self) {
+        self.last = NO_SLOT;
         self.resolution *= 2;
         let merged: Vec<Slot> = self
             .slots
@@ -197,6 +220,7 @@ impl Traffic {
             origin: starts.first().copied(),
             resolution: width.max(1),
             slots,
+            last: NO_SLOT,
         })
     }
 
@@ -225,6 +249,24 @@ mod tests {
             .sum();
         assert_eq!(total, 160);
         assert_eq!(t.slots().last().unwrap().1.packets_to_client, 1);
+    }
+
+    #[test]
+    fn out_of_order_and_early_packets_land_in_their_own_slots() {
+        let mut t = Traffic::default();
+        t.start(1_000_000_000);
+        for ts in [
+            1_000_500_000,
+            1_003_200_000,
+            1_000_900_000,
+            999_000_000, // before the first packet: slot 0
+            1_003_999_999,
+            1_001_000_000,
+        ] {
+            t.add(ts, 1, true);
+        }
+        let counts: Vec<u64> = t.slots().map(|(_, s)| s.packets_to_server).collect();
+        assert_eq!(counts, [3, 1, 0, 2]);
     }
 
     #[test]
