@@ -983,6 +983,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn equal_counts_come_in_name_order() {
+        let states = ["S0", "SF", "REJ", "SF", "OTH", "S0", "RSTO", "SF"];
+        let df = df!("conn_state" => states).unwrap();
+        // group_by's own order varies between runs; repeat to see it.
+        for _ in 0..20 {
+            let rows = counts_by(&df.clone().lazy(), "conn_state").unwrap();
+            let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            assert_eq!(names, ["SF", "S0", "OTH", "REJ", "RSTO"]);
+        }
+    }
+
+    #[test]
     fn si_units() {
         assert_eq!(si(0.0), "0");
         assert_eq!(si(999.0), "999");
