@@ -432,11 +432,12 @@ fn gantt_rows(conns: &LazyFrame) -> PolarsResult<DataFrame> {
         .select(cols)
         .with_column((col("end") - col("start")).alias("len"))
         .with_row_index("row", None);
+    // Ties broken by row so that the same rows are drawn every run.
     let longest = all
         .clone()
         .sort(
-            ["len"],
-            SortMultipleOptions::default().with_order_descending(true),
+            ["len", "row"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
         )
         .limit(GANTT_LONGEST as IdxSize)
         .collect()?;
@@ -458,7 +459,7 @@ fn gantt_rows(conns: &LazyFrame) -> PolarsResult<DataFrame> {
     merged
         .lazy()
         .unique_stable(None, UniqueKeepStrategy::First)
-        .sort(["start"], SortMultipleOptions::default())
+        .sort(["start", "row"], SortMultipleOptions::default())
         .collect()
 }
 
@@ -795,7 +796,9 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
         .lazy()
         .sort(
             ["connections"],
-            SortMultipleOptions::default().with_order_descending(true),
+            SortMultipleOptions::default()
+                .with_order_descending(true)
+                .with_maintain_order(true),
         )
         .limit(5)
         .collect()
