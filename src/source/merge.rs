@@ -20,23 +20,25 @@ pub struct Merge {
     pending: Vec<usize>,
 }
 
-/// The next packet of a single input: nothing to interleave.
-fn next_of(slot: &mut Slot) -> Result<Option<RawPacket<'_>>, SourceError> {
-    if !slot.live {
-        return Ok(None);
-    }
-    match slot.reader.advance() {
-        Ok(true) => Ok(slot.reader.current()),
-        Ok(false) => {
-            slot.live = false;
-            Ok(None)
+impl Slot {
+    /// Move to the input's next packet: false at its end, and from then on
+    /// (after damage too, which is reported once).
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        if !self.live {
+            return Ok(false);
         }
-        Err(kind) => {
-            slot.live = false;
-            Err(SourceError {
-                path: slot.path.clone(),
-                kind,
-            })
+        match self.reader.advance() {
+            Ok(more) => {
+                self.live = more;
+                Ok(more)
+            }
+            Err(kind) => {
+                self.live = false;
+                Err(SourceError {
+                    path: self.path.clone(),
+                    kind,
+                })
+            }
         }
     }
 }
@@ -61,22 +63,17 @@ impl Merge {
     /// when every input is exhausted. After an `Err`, calling again continues
     /// with the remaining inputs.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SourceError> {
+        // A single input (almost every run) has nothing to interleave.
         if self.slots.len() == 1 {
-            return next_of(&mut self.slots[0]);
+            let slot = &mut self.slots[0];
+            return Ok(if slot.advance()? {
+                slot.reader.current()
+            } else {
+                None
+            });
         }
         while let Some(i) = self.pending.pop() {
-            let slot = &mut self.slots[i];
-            match slot.reader.advance() {
-                Ok(true) => {}
-                Ok(false) => slot.live = false,
-                Err(kind) => {
-                    slot.live = false;
-                    return Err(SourceError {
-                        path: slot.path.clone(),
-                        kind,
-                    });
-                }
-            }
+            self.slots[i].advance()?;
         }
         let mut best: Option<(usize, Nanos)> = None;
         for (i, slot) in self.slots.iter().enumerate() {
