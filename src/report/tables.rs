@@ -17,7 +17,8 @@
 //!   a reset or a server-side first close leaves no TIME_WAIT there).
 //!
 //! Memory: 64 bytes a connection plus, while a table is computed, one
-//! 8-byte value per row (two for concurrency) arranged by group. Each
+//! 8-byte value per row (two for concurrency) arranged by group and one
+//! offset per group. Each
 //! aggregate is a group number per row, a counting sort by group, then
 //! small sorts and single passes: polars' group-bys and joins over the same
 //! rows took several times the memory and the time.
@@ -378,43 +379,48 @@ fn groups<K: Hash + Eq + Copy>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<
 /// that every aggregate then sorts only its own group's 8-byte values in
 /// place (one sort of all (group, value) pairs moved twice the bytes and
 /// compared pairs; on the clients table, most groups hold one or two).
-/// Group `g` is `values[starts[g]..starts[g + 1]]`.
 struct Grouped<T> {
+    /// Where each group's values begin; a group ends where the next begins.
     starts: Vec<usize>,
     values: Vec<T>,
 }
 
-impl<T: Copy + Default> Grouped<T> {
+impl<T: Copy + Default + Ord> Grouped<T> {
     fn new(pairs: impl Iterator<Item = (u32, T)> + Clone, groups: usize) -> Grouped<T> {
-        let mut starts = vec![0usize; groups + 1];
+        // First each group's end; filling each group from its end backwards
+        // then leaves every cursor at its group's start.
+        let mut cursor = vec![0usize; groups];
         for (g, _) in pairs.clone() {
-            starts[g as usize + 1] += 1;
+            cursor[g as usize] += 1;
         }
-        for g in 0..groups {
-            starts[g + 1] += starts[g];
+        let mut total = 0;
+        for c in &mut cursor {
+            total += *c;
+            *c = total;
         }
-        let mut next = starts.clone();
-        let mut values = vec![T::default(); starts[groups]];
+        let mut values = vec![T::default(); total];
         for (g, v) in pairs {
-            let at = &mut next[g as usize];
+            let at = &mut cursor[g as usize];
+            *at -= 1;
             values[*at] = v;
-            *at += 1;
         }
-        Grouped { starts, values }
+        Grouped {
+            starts: cursor,
+            values,
+        }
     }
 
-    /// Each group's values, sorted, with its group number.
-    fn sorted(&mut self) -> impl Iterator<Item = (usize, &[T])>
-    where
-        T: Ord,
-    {
+    /// Each group's values, sorted, in group order.
+    fn sorted(&mut self) -> impl Iterator<Item = &[T]> {
         let Grouped { starts, values } = self;
+        let (starts, total): (&[usize], usize) = (starts, values.len());
         let mut rest: &mut [T] = values;
-        starts.windows(2).enumerate().map(move |(g, w)| {
-            let (group, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+        (0..starts.len()).map(move |g| {
+            let end = starts.get(g + 1).copied().unwrap_or(total);
+            let (group, tail) = std::mem::take(&mut rest).split_at_mut(end - starts[g]);
             rest = tail;
             group.sort_unstable();
-            (g, &*group)
+            &*group
         })
     }
 }
@@ -423,7 +429,7 @@ impl<T: Copy + Default> Grouped<T> {
 fn distinct(pairs: impl Iterator<Item = (u32, u64)> + Clone, groups: usize) -> Vec<u64> {
     Grouped::new(pairs, groups)
         .sorted()
-        .map(|(_, v)| v.chunk_by(|a, b| a == b).count() as u64)
+        .map(|v| v.chunk_by(|a, b| a == b).count() as u64)
         .collect()
 }
 
@@ -432,7 +438,7 @@ fn distinct(pairs: impl Iterator<Item = (u32, u64)> + Clone, groups: usize) -> V
 fn medians(pairs: impl Iterator<Item = (u32, i64)> + Clone, groups: usize) -> Vec<f64> {
     Grouped::new(pairs, groups)
         .sorted()
-        .map(|(_, v)| match v.len() {
+        .map(|v| match v.len() {
             0 => f64::NAN,
             n => {
                 let lower = v[(n - 1) / 2] as f64;
@@ -461,7 +467,7 @@ fn peaks(
     });
     Grouped::new(events, groups)
         .sorted()
-        .map(|(_, events)| {
+        .map(|events| {
             let (mut open, mut peak) = (0u64, (0u64, 0i64));
             for &order in events {
                 if order & 1 == 0 {
@@ -746,8 +752,8 @@ mod tests {
 
     #[test]
     fn distinct_counts_per_group() {
-        let d = distinct(vec![(0, 5), (1, 5), (0, 5), (0, 6)].into_iter(), 3);
-        assert_eq!(d, [2, 1, 0]);
+        let d = distinct(vec![(0, 5), (2, 5), (0, 5), (0, 6)].into_iter(), 4);
+        assert_eq!(d, [2, 0, 1, 0]);
     }
 
     #[test]
