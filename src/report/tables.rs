@@ -539,53 +539,31 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     let median = medians(rows.iter().zip(&of).map(|(r, &g)| (g, r.duration)), n);
     let peak = peaks(rows.iter().zip(&of).map(|(r, &g)| (g, r.start, r.end)), n);
 
-    let count = |f: fn(&FanIn) -> u64| -> Vec<u64> { sums.iter().map(f).collect() };
-    let mut columns = vec![Column::new(
-        "proto".into(),
-        keys.iter().map(|k| k.0).collect::<Vec<u8>>(),
-    )];
+    let mut columns = vec![column_of("proto", &keys, |k| k.0)];
     if by == Servers::Endpoints {
-        columns.push(Column::new(
-            "server".into(),
-            keys.iter().map(|k| k.1).collect::<Vec<u32>>(),
-        ));
+        columns.push(column_of("server", &keys, |k| k.1));
     }
     columns.extend([
-        Column::new(
-            "port".into(),
-            keys.iter().map(|k| k.2).collect::<Vec<u16>>(),
-        ),
+        column_of("port", &keys, |k| k.2),
         Column::new("servers".into(), servers),
         Column::new("clients".into(), clients),
         Column::new("client_sockets".into(), sockets),
-        Column::new("connections".into(), count(|s| s.connections)),
-        Column::new("established".into(), count(|s| s.established)),
-        Column::new("rejected".into(), count(|s| s.rejected)),
-        Column::new("unanswered".into(), count(|s| s.unanswered)),
-        Column::new("failed".into(), count(|s| s.failed)),
+        column_of("connections", &sums, |s| s.connections),
+        column_of("established", &sums, |s| s.established),
+        column_of("rejected", &sums, |s| s.rejected),
+        column_of("unanswered", &sums, |s| s.unanswered),
+        column_of("failed", &sums, |s| s.failed),
         Column::new("served_clients".into(), served),
-        Column::new(
-            "peak_concurrent".into(),
-            peak.iter().map(|p| p.0).collect::<Vec<u64>>(),
-        ),
+        column_of("peak_concurrent", &peak, |p| p.0),
         utc("peak_at", peak.iter().map(|p| p.1).collect()),
-        Column::new(
-            "connections_per_s".into(),
-            sums.iter()
-                .map(|s| s.connections as f64 / capture_secs.max(1e-9))
-                .collect::<Vec<f64>>(),
-        ),
-        Column::new("bytes_to_server".into(), count(|s| s.to_server)),
-        Column::new("bytes_to_client".into(), count(|s| s.to_client)),
-        Column::new(
-            "median_duration_s".into(),
-            // Rounded to the microsecond from exact nanoseconds (a midpoint
-            // divided by 1e9 first could land a hair under a half).
-            median
-                .iter()
-                .map(|ns| (ns / 1e3).round() / 1e6)
-                .collect::<Vec<f64>>(),
-        ),
+        column_of("connections_per_s", &sums, |s| {
+            s.connections as f64 / capture_secs.max(1e-9)
+        }),
+        column_of("bytes_to_server", &sums, |s| s.to_server),
+        column_of("bytes_to_client", &sums, |s| s.to_client),
+        // Rounded to the microsecond from exact nanoseconds (a midpoint
+        // divided by 1e9 first could land a hair under a half).
+        column_of("median_duration_s", &median, |ns| (ns / 1e3).round() / 1e6),
     ]);
     let table = DataFrame::new(n, columns)?;
     let mut order = vec![("clients", true), ("connections", true), ("proto", false)];
@@ -594,6 +572,14 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     }
     order.push(("port", false));
     sort_rows(table, &order)
+}
+
+/// A column holding one field of every item (a group key's part, a count).
+fn column_of<I, T>(name: &str, items: &[I], field: impl Fn(&I) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), items.iter().map(field).collect::<Vec<T>>())
 }
 
 /// Most columns [`sort_rows`] sorts by (the clients table's six).
@@ -670,41 +656,20 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
     );
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     let columns = vec![
-        Column::new(
-            "proto".into(),
-            keys.iter().map(|k| k.0).collect::<Vec<u8>>(),
-        ),
-        Column::new(
-            "orig_addr".into(),
-            keys.iter().map(|k| k.1).collect::<Vec<u32>>(),
-        ),
-        Column::new(
-            "resp_addr".into(),
-            keys.iter().map(|k| k.2).collect::<Vec<u32>>(),
-        ),
-        Column::new(
-            "resp_port".into(),
-            keys.iter().map(|k| k.3).collect::<Vec<u16>>(),
-        ),
+        column_of("proto", &keys, |k| k.0),
+        column_of("orig_addr", &keys, |k| k.1),
+        column_of("resp_addr", &keys, |k| k.2),
+        column_of("resp_port", &keys, |k| k.3),
         Column::new("connections".into(), connections),
         Column::new("distinct_ports".into(), ports),
         Column::new("lowest_port".into(), lowest),
         Column::new("highest_port".into(), highest),
         Column::new("port_reuse".into(), reuse),
-        Column::new(
-            "peak_concurrent".into(),
-            open.iter().map(|p| p.0).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "peak_ports_held".into(),
-            held.iter().map(|p| p.0).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "exhaustion_risk".into(),
-            held.iter()
-                .map(|p| p.0 as f64 / f64::from(EPHEMERAL_PORTS))
-                .collect::<Vec<f64>>(),
-        ),
+        column_of("peak_concurrent", &open, |p| p.0),
+        column_of("peak_ports_held", &held, |p| p.0),
+        column_of("exhaustion_risk", &held, |p| {
+            p.0 as f64 / f64::from(EPHEMERAL_PORTS)
+        }),
     ];
     let table = DataFrame::new(n, columns)?;
     let order = [
