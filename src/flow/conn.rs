@@ -207,7 +207,7 @@ impl Conn {
         };
         let (flip, inactivity) = match pkt.l4 {
             L4::Tcp(tcp) => {
-                c.add_timer(now.saturating_add(t.tcp_syn_timeout), TimerKind::Expire);
+                c.add_timer(now, t.tcp_syn_timeout, TimerKind::Expire);
                 c.life.midstream =
                     !tcp.has(crate::decode::TCP_SYN) || tcp.has(crate::decode::TCP_ACK);
                 (tcp::flip_at_creation(&tcp), t.udp_inactivity)
@@ -231,10 +231,7 @@ impl Conn {
                 c.app = App::Dns {
                     first_pending: true,
                 };
-                c.add_timer(
-                    now.saturating_add(DNS_SESSION_TIMEOUT),
-                    TimerKind::DnsExpire,
-                );
+                c.add_timer(now, DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
             } else if resp_port == 123 {
                 c.app = App::Ntp {
                     flipped: [false; 2],
@@ -263,9 +260,11 @@ impl Conn {
         }
     }
 
-    pub(super) fn add_timer(&mut self, at: Nanos, kind: TimerKind) {
+    /// Arm a timer `delay` after `from`; the sum saturates, as timestamps
+    /// may sit at the ends of the i64 range (pcapng's `if_tsoffset`).
+    pub(super) fn add_timer(&mut self, from: Nanos, delay: Nanos, kind: TimerKind) {
         if let Some(slot) = self.timers.iter_mut().find(|s| s.is_none()) {
-            *slot = Some((at, kind));
+            *slot = Some((from.saturating_add(delay), kind));
         }
     }
 
@@ -415,10 +414,7 @@ impl Conn {
                             let idle = now.saturating_sub(self.last)
                                 >= DNS_SESSION_TIMEOUT - 1_000_000_000;
                             if !idle {
-                                self.add_timer(
-                                    now.saturating_add(DNS_SESSION_TIMEOUT),
-                                    TimerKind::DnsExpire,
-                                );
+                                self.add_timer(now, DNS_SESSION_TIMEOUT, TimerKind::DnsExpire);
                             }
                             idle
                         }

@@ -672,7 +672,7 @@ fn update_state_machine(
                         to,
                     );
                     if to.tcp_attempt > 0 {
-                        c.add_timer(now.saturating_add(to.tcp_attempt), TimerKind::Attempt);
+                        c.add_timer(now, to.tcp_attempt, TimerKind::Attempt);
                     }
                 } else {
                     if !ack
@@ -771,7 +771,7 @@ fn update_state_machine(
                 if !c.tcp.ep[h].did_close {
                     do_close = true;
                 }
-                c.add_timer(now.saturating_add(to.tcp_reset_delay), TimerKind::Reset);
+                c.add_timer(now, to.tcp_reset_delay, TimerKind::Reset);
             }
         }
         EpState::Reset => {}
@@ -955,12 +955,9 @@ fn connection_closed(c: &mut Conn, h: usize, gen_event: bool, to: &Timeouts) {
             }
         }
         c.cancel_timers();
-        c.add_timer(c.last.saturating_add(to.tcp_close_delay), TimerKind::Delete);
+        c.add_timer(c.last, to.tcp_close_delay, TimerKind::Delete);
     } else if ep.prev_state != EpState::Inactive {
-        c.add_timer(
-            c.last.saturating_add(to.tcp_session_timer),
-            TimerKind::Expire,
-        );
+        c.add_timer(c.last, to.tcp_session_timer, TimerKind::Expire);
     }
 }
 
@@ -997,7 +994,7 @@ pub(super) fn timer(c: &mut Conn, kind: TimerKind, now: Nanos, to: &Timeouts) ->
                     return true;
                 }
             }
-            c.add_timer(now.saturating_add(to.tcp_session_timer), TimerKind::Expire);
+            c.add_timer(now, to.tcp_session_timer, TimerKind::Expire);
             false
         }
         TimerKind::Reset => c.tcp.is_active,
