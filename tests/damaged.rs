@@ -123,26 +123,32 @@ fn analyze(name: &str, file: &str, bytes: &[u8]) -> Run {
     std::fs::write(&input, bytes).unwrap();
     let out = dir.join("out");
     // With a deadline: a hang must fail the test, not stall the suite.
+    // stderr goes to a file: a pipe nobody reads while waiting would block
+    // a chatty run and look like a hang.
+    let err_path = dir.join("stderr");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockscope"))
         .args(["analyze", "--quiet", "--no-charts", "--out"])
         .arg(&out)
         .arg(&input)
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if started.elapsed() > std::time::Duration::from_secs(60) {
             child.kill().unwrap();
+            let _ = child.wait();
             panic!("{file}: still running after a minute");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let o = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     Run {
-        code: o.status.code().unwrap_or(-1),
+        code: status.code().unwrap_or(-1),
         stderr,
         out,
     }
