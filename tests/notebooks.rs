@@ -79,7 +79,7 @@ fn notebooks_run_on_sample_outputs() {
     let scratch = common::scratch("notebooks");
     let out = |sample: &str| {
         let dir = scratch.join(sample);
-        let input = root.join("samples").join(format!("{sample}.pcap.gz"));
+        let input = common::sample(&format!("{sample}.pcap.gz"));
         common::analyze(&[&input], &dir, &["--no-charts"]);
         dir
     };

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{analyze, scratch};
+use common::{analyze, sample, scratch};
 
 #[test]
 fn readme_charts_are_made_by_the_current_code() {
@@ -13,13 +13,13 @@ fn readme_charts_are_made_by_the_current_code() {
     let shown: Vec<&str> = readme
         .split("samples/charts/")
         .skip(1)
-        .filter_map(|rest| rest.split(".png").next())
+        .filter_map(|rest| rest.split_once(".png").map(|(name, _)| name))
         .collect();
     assert!(shown.len() >= 7, "README shows {shown:?}");
     let out = scratch("readme-charts");
-    analyze(&[&root.join("samples/fanin-synthetic.pcap.gz")], &out, &[]);
+    analyze(&[&sample("fanin-synthetic.pcap.gz")], &out, &[]);
     for name in shown {
-        let committed = std::fs::read(root.join(format!("samples/charts/{name}.png"))).unwrap();
+        let committed = std::fs::read(sample(&format!("charts/{name}.png"))).unwrap();
         let drawn = std::fs::read(out.join(format!("{name}.png"))).unwrap();
         assert!(
             committed == drawn,

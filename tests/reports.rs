@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{analyze, data, gen_bench, scratch, sockscope};
+use common::{analyze, data, gen_bench, sample, scratch, sockscope};
 
 fn csv(path: &Path) -> Vec<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -208,10 +208,10 @@ fn shard_threads_and_report_rebuilds_give_identical_results() {
 #[test]
 fn no_tables_writes_the_records_and_report_builds_the_rest_later() {
     let dir = scratch("reports-no-tables");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/http-fanin.pcap.gz");
+    let input = sample("http-fanin.pcap.gz");
     let (full, lean) = (dir.join("full"), dir.join("lean"));
-    analyze(&[&sample], &full, &["--no-charts"]);
-    analyze(&[&sample], &lean, &["--no-tables"]);
+    analyze(&[&input], &full, &["--no-charts"]);
+    analyze(&[&input], &lean, &["--no-tables"]);
     let mut names: Vec<String> = std::fs::read_dir(&lean)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 
-use common::{analyze, scratch};
+use common::{analyze, sample, scratch};
 
 const COLUMNS: [&str; 9] = [
     "file",
@@ -24,13 +24,9 @@ const COLUMNS: [&str; 9] = [
     "connections on top port",
 ];
 
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
-
 /// The rows of the README table whose header is exactly [`COLUMNS`].
 fn table() -> Vec<BTreeMap<&'static str, String>> {
-    let readme = std::fs::read_to_string(samples().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(sample("README.md")).unwrap();
     let cells = |line: &str| -> Vec<String> {
         line.trim()
             .trim_start_matches('|')
@@ -62,7 +58,7 @@ fn count(v: &serde_json::Value) -> u64 {
 
 /// What sockscope reports for one sample, in the table's terms.
 fn measure(file: &str, out: &Path) -> BTreeMap<&'static str, String> {
-    analyze(&[&samples().join(file)], out, &["--no-charts", "-j", "1"]);
+    analyze(&[&sample(file)], out, &["--no-charts", "-j", "1"]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let conns = &summary["connections"];
@@ -116,7 +112,7 @@ fn measure(file: &str, out: &Path) -> BTreeMap<&'static str, String> {
 fn every_sample_gives_the_numbers_in_its_readme() {
     let rows = table();
     // Every capture in samples/ has a row, and every row a capture.
-    let mut files: Vec<String> = std::fs::read_dir(samples())
+    let mut files: Vec<String> = std::fs::read_dir(sample(""))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcap.gz") || n.ends_with(".pcapng"))

@@ -11,6 +11,13 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A file in samples/ (or the directory itself for "").
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
 /// A fresh, empty scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
