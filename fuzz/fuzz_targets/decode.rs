@@ -12,10 +12,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sockscope::decode::link::SUPPORTED;
 use sockscope::decode::{DecodeConfig, Decoder, L4, Packet};
 use sockscope::source::RawPacket;
-
-pub const LINKS: [u32; 13] = [0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276, 147];
 
 fn check(p: &Packet) {
     match p.l4 {
@@ -36,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
     let [link, flags, frame @ ..] = data else {
         return;
     };
-    let linktype = LINKS[usize::from(*link) % LINKS.len()];
+    // A supported link type, or one that is not (147, USER0).
+    let pick = usize::from(*link) % (SUPPORTED.len() + 1);
+    let linktype = SUPPORTED.get(pick).copied().unwrap_or(147);
     let extra = if flags & 1 != 0 {
         u32::from(flags >> 1) * 64
     } else {

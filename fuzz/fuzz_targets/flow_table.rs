@@ -36,7 +36,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use sockscope::decode::{Addr, Icmp, L4, Packet, TCP_FIN, TCP_SYN, Tcp, Udp};
-use sockscope::flow::{ConnRecord, FlowConfig, FlowTable, Timeouts};
+use sockscope::flow::{FlowConfig, FlowTable, Timeouts};
 use sockscope::source::Nanos;
 use sockscope_fuzz::Checker;
 
@@ -247,10 +247,10 @@ fuzz_target!(|data: &[u8]| {
         let p = packet(d, i as u64 + 1, ts, &mut seqs);
         checker.note_packet(&p);
         if cfg & 0x40 != 0 {
-            table.advance(ts, &mut |r: &ConnRecord| checker.record(r));
+            table.advance(ts, &mut checker);
             checker.step(&table);
         }
-        table.process(&p, &mut |r: &ConnRecord| checker.record(r));
+        table.process(&p, &mut checker);
         checker.step(&table);
         // The clock never runs backwards.
         let now = table.clock().expect("a packet was seen");
@@ -259,7 +259,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(now >= ts.min(i64::MAX - 1));
         clock = Some(now);
     }
-    table.finish(&mut |r: &ConnRecord| checker.record(r));
+    table.finish(&mut checker);
     checker.finished(&table);
     assert_eq!(table.stats().packets, (descs.len() / 10) as u64);
 });

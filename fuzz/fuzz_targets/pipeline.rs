@@ -4,21 +4,15 @@
 //! run) when the file's length is odd.
 #![no_main]
 
-use std::io::Cursor;
-
 use libfuzzer_sys::fuzz_target;
 use sockscope::decode::{DecodeConfig, Decoder};
-use sockscope::flow::{ConnRecord, FlowConfig, FlowTable};
-use sockscope::source::{CaptureReader, Input};
+use sockscope::flow::{FlowConfig, FlowTable};
 use sockscope_fuzz::Checker;
 
 const MAX_FLOWS: usize = 8;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = Input::from_reader(Box::new(Cursor::new(data.to_vec()))) else {
-        return;
-    };
-    let Ok(mut reader) = CaptureReader::from_input(input, 0) else {
+    let Some(mut reader) = sockscope_fuzz::reader(data, 0) else {
         return;
     };
     let mut decoder = Decoder::new(DecodeConfig {
@@ -33,10 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let raw = reader.current().expect("a packet after advance");
         if let Ok(p) = decoder.decode(&raw) {
             checker.note_packet(&p);
-            table.process(&p, &mut |r: &ConnRecord| checker.record(r));
+            table.process(&p, &mut checker);
             checker.step(&table);
         }
     }
-    table.finish(&mut |r: &ConnRecord| checker.record(r));
+    table.finish(&mut checker);
     checker.finished(&table);
 });

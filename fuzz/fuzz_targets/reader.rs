@@ -6,16 +6,10 @@
 //! libFuzzer's -timeout (every record consumes at least 12 bytes).
 #![no_main]
 
-use std::io::Cursor;
-
 use libfuzzer_sys::fuzz_target;
-use sockscope::source::{CaptureReader, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = Input::from_reader(Box::new(Cursor::new(data.to_vec()))) else {
-        return;
-    };
-    let Ok(mut reader) = CaptureReader::from_input(input, 3) else {
+    let Some(mut reader) = sockscope_fuzz::reader(data, 3) else {
         return;
     };
     let _ = (reader.format(), reader.compression());

@@ -1,4 +1,5 @@
-//! Shared pieces of the fuzz targets: the flow-table invariant checker.
+//! Shared pieces of the fuzz targets: a capture reader over the input and
+//! the flow-table invariant checker.
 //!
 //! The checker is the record sink of a [`FlowTable`] and is consulted after
 //! every step. It asserts what the table promises in `src/flow/mod.rs`:
@@ -14,9 +15,17 @@
 //!   those but leaves `*_pkts` at 0.
 
 use std::collections::HashSet;
+use std::io::Cursor;
 
 use sockscope::decode::{Addr, L4, Packet};
-use sockscope::flow::{ConnRecord, FlowTable};
+use sockscope::flow::{ConnRecord, FlowTable, RecordSink};
+use sockscope::source::{CaptureReader, Input};
+
+/// A reader over a whole fuzz input as a capture file, if its header parses.
+pub fn reader(data: &[u8], index: usize) -> Option<CaptureReader> {
+    let input = Input::from_reader(Box::new(Cursor::new(data.to_vec()))).ok()?;
+    CaptureReader::from_input(input, index).ok()
+}
 
 #[derive(Default)]
 pub struct Checker {
@@ -52,31 +61,6 @@ impl Checker {
         }
     }
 
-    /// The record sink.
-    pub fn record(&mut self, r: &ConnRecord) {
-        self.emitted += 1;
-        assert!(r.duration >= 0, "negative duration: {r:?}");
-        let end = r
-            .start
-            .checked_add(r.duration)
-            .expect("start + duration overflows");
-        assert!(
-            end <= r.lifecycle.last_packet,
-            "connection ends after its last packet: {r:?}"
-        );
-        if r.orig_pkts + r.resp_pkts == 0 {
-            assert!(
-                self.uncounted.contains(&pair(r.orig, r.resp, r.ip_proto)),
-                "record without packets: {r:?}"
-            );
-        }
-        assert!(
-            self.uids.insert(r.uid),
-            "uid {:x} recorded twice: {r:?}",
-            r.uid
-        );
-    }
-
     /// Call after every `process`/`advance`.
     pub fn step(&self, table: &FlowTable) {
         let stats = table.stats();
@@ -103,5 +87,32 @@ impl Checker {
             "every connection is recorded exactly once"
         );
         self.step(table);
+    }
+}
+
+/// The table's record sink.
+impl RecordSink for Checker {
+    fn record(&mut self, r: &ConnRecord) {
+        self.emitted += 1;
+        assert!(r.duration >= 0, "negative duration: {r:?}");
+        let end = r
+            .start
+            .checked_add(r.duration)
+            .expect("start + duration overflows");
+        assert!(
+            end <= r.lifecycle.last_packet,
+            "connection ends after its last packet: {r:?}"
+        );
+        if r.orig_pkts + r.resp_pkts == 0 {
+            assert!(
+                self.uncounted.contains(&pair(r.orig, r.resp, r.ip_proto)),
+                "record without packets: {r:?}"
+            );
+        }
+        assert!(
+            self.uids.insert(r.uid),
+            "uid {:x} recorded twice: {r:?}",
+            r.uid
+        );
     }
 }

@@ -22,6 +22,22 @@ pub const LINKTYPE_IPV4: u32 = 228;
 pub const LINKTYPE_IPV6: u32 = 229;
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
+/// Every link type [`network`] reads.
+pub const SUPPORTED: [u32; 12] = [
+    LINKTYPE_NULL,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_PPP,
+    DLT_RAW_12,
+    DLT_RAW_14,
+    LINKTYPE_PPP_HDLC,
+    LINKTYPE_RAW,
+    LINKTYPE_LOOP,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL2,
+];
+
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
