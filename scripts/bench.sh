@@ -147,13 +147,16 @@ fi
 target=${CARGO_TARGET_DIR:-$repo/target}
 case $target in /*) ;; *) target=$repo/$target ;; esac
 sockscope=$target/release/sockscope
-if wants sockscope || wants sockscope-charts || wants sockscope-t1 || wants sockscope-records; then
+SOCKSCOPE_TOOLS=(sockscope sockscope-charts sockscope-t1 sockscope-records)
+wanted_sockscope=()
+for t in "${SOCKSCOPE_TOOLS[@]}"; do wants "$t" && wanted_sockscope+=("$t"); done
+if [ ${#wanted_sockscope[@]} -gt 0 ]; then
     if [ "$build" = 1 ]; then
         log "cargo build --release"
         cargo build --release --quiet >&2
     fi
     [ -x "$sockscope" ] || { echo "bench.sh: no $sockscope (build it or drop --no-build)" >&2; exit 1; }
-    avail[sockscope]=1; avail[sockscope-charts]=1; avail[sockscope-t1]=1; avail[sockscope-records]=1
+    for t in "${wanted_sockscope[@]}"; do avail[$t]=1; done
 fi
 
 readloop=$cache/readloop

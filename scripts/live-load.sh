@@ -13,7 +13,7 @@
 #   --rates LIST        packets/s for tcpreplay --pps, or `topspeed`
 #                       (default 25000,50000,100000,200000,400000,topspeed)
 #   --loops N           replay the file N times per rate (default 2)
-#   --buffer-size MiB   passed to sockscope capture (default: libpcap's 2 MiB)
+#   --buffer-size MiB   passed to sockscope capture (default: sockscope's 64 MiB)
 #
 # Needs root, iproute2 and tcpreplay (apt-get install tcpreplay), and the
 # release binary (or SOCKSCOPE=path). The network is two namespaces of this
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SOCKSCOPE=${SOCKSCOPE:-$ROOT/target/release/sockscope}
+SOCKSCOPE=${SOCKSCOPE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sockscope}
 PCAP=""
 RATES=25000,50000,100000,200000,400000,topspeed
 LOOPS=2
@@ -55,9 +55,15 @@ trap 'exit 130' INT TERM
 
 command -v tcpreplay >/dev/null || { echo "live-load: needs tcpreplay" >&2; exit 1; }
 [ -x "$SOCKSCOPE" ] || (cd "$ROOT" && cargo build --release --quiet)
+[ -x "$SOCKSCOPE" ] || { echo "live-load: no $SOCKSCOPE (build it or set SOCKSCOPE)" >&2; exit 1; }
 if [ -z "$PCAP" ]; then
     PCAP=${TMPDIR:-/tmp}/sockscope-load-55m.pcap
-    [ -f "$PCAP" ] || python3 "$ROOT/scripts/gen_bench.py" --size-mb 55 --seed 3 -o "$PCAP" >&2
+    if [ ! -f "$PCAP" ]; then
+        # Under a temporary name: an interrupted run leaves no cut capture.
+        python3 "$ROOT/scripts/gen_bench.py" --size-mb 55 --seed 3 -o "$PCAP.part" >&2
+        mv "$PCAP.part.truth.json" "$PCAP.truth.json"
+        mv "$PCAP.part" "$PCAP"
+    fi
 fi
 
 ip netns del "$TX_NS" 2>/dev/null || true

@@ -26,9 +26,10 @@ fi
 
 echo "building sockscope (release; a cold build takes about 15 minutes on two cores)"
 cargo build --release --locked
+bin=${CARGO_TARGET_DIR:-target}/release/sockscope
 
 out=out/fanin-synthetic
-target/release/sockscope analyze samples/fanin-synthetic.pcap.gz --out "$out" --force
+"$bin" analyze samples/fanin-synthetic.pcap.gz --out "$out" --force
 echo
 echo "report: $out/report.html   (tables and charts in $out/)"
-echo "binary: target/release/sockscope   (try: target/release/sockscope analyze --help)"
+echo "binary: $bin   (try: $bin analyze --help)"

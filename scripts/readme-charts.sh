@@ -4,10 +4,10 @@
 # this is run after a change that alters them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-target/release/sockscope analyze samples/fanin-synthetic.pcap.gz --out "$out" --quiet
+# cargo run: the binary just built, wherever CARGO_TARGET_DIR puts it.
+cargo run --release --quiet -- analyze samples/fanin-synthetic.pcap.gz --out "$out" --quiet
 for png in samples/charts/*.png; do
     cp "$out/$(basename "$png")" "$png"
 done
