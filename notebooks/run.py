@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Execute sockscope's notebooks end to end with nbclient.
 
-    python notebooks/run.py [--out DIR] [--out-b DIR] [--write] NOTEBOOK.ipynb...
+    python notebooks/run.py [--out DIR] [--out-b DIR] [--timeout S] [--write] NOTEBOOK.ipynb...
 
 Run it with the Python that has notebooks/requirements.txt installed (the
 virtualenv `.ci/run` makes at ~/.cache/sockscope-venv). Each notebook runs in
@@ -72,7 +72,7 @@ def main() -> int:
             # The kernel runs in the notebook's folder: make paths absolute.
             os.environ[name] = str(Path(value).resolve())
     # The kernel is this Python's own ipykernel (its kernelspec comes first),
-    # and draws inline whatever MPLBACKEND the caller has.
+    # and draws inline, whatever MPLBACKEND the caller had.
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         p for p in [str(Path(sys.prefix) / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")] if p
     )
