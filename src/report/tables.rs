@@ -75,6 +75,12 @@ impl Row {
         matches!(self.state, S1 | S2 | S3 | SF | RSTO | RSTR)
     }
 
+    /// Whether the client's port goes into TIME_WAIT: it sent the first FIN
+    /// and the connection closed with FINs.
+    fn client_closes(first_fin: Option<Side>, reason: CloseReason) -> bool {
+        first_fin == Some(Side::Orig) && reason == CloseReason::Fin
+    }
+
     /// Until when the client's port is held.
     fn held_until(&self) -> Nanos {
         let hold = if self.client_closed { TIME_WAIT } else { 0 };
@@ -161,8 +167,10 @@ impl ConnsBuilder {
             state: r.state,
             close_reason: r.close_reason,
             syn_seen: r.lifecycle.first_syn.is_some(),
-            client_closed: matches!(r.lifecycle.first_fin, Some((_, Side::Orig)))
-                && r.close_reason == CloseReason::Fin,
+            client_closed: Row::client_closes(
+                r.lifecycle.first_fin.map(|(_, side)| side),
+                r.close_reason,
+            ),
         });
     }
 
@@ -310,8 +318,10 @@ impl Conns {
                     ),
                     close_reason,
                     syn_seen: syn_seen.get(i).unwrap_or(false),
-                    client_closed: fin_side.get(i) == Some(Side::Orig.name())
-                        && close_reason == CloseReason::Fin,
+                    client_closed: Row::client_closes(
+                        (fin_side.get(i) == Some(Side::Orig.name())).then_some(Side::Orig),
+                        close_reason,
+                    ),
                 });
             }
             if df.height() < batch as usize {
