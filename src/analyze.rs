@@ -220,8 +220,6 @@ struct Shards {
     vlan_key: bool,
     txs: Vec<SyncSender<ShardBatch>>,
     threads: Vec<JoinHandle<Tracked>>,
-    /// Packets in the batch being filled.
-    len: usize,
     times: Vec<Nanos>,
     pending: Vec<(Vec<Packet>, Vec<u32>)>,
 }
@@ -246,7 +244,6 @@ impl Shards {
             vlan_key: flow.vlan_key,
             txs,
             threads,
-            len: 0,
             times: Vec::with_capacity(clock_capacity(n)),
             pending: (0..n)
                 .map(|_| {
@@ -262,22 +259,28 @@ impl Shards {
             1 => self.pending[0].0.push(pkt),
             n => {
                 let (packets, index) = &mut self.pending[shard_of(&pkt, self.vlan_key, n)];
-                index.push(self.len as u32);
+                index.push(self.times.len() as u32);
                 packets.push(pkt);
                 self.times.push(pkt.ts);
             }
         }
-        self.len += 1;
-        if self.len >= SHARD_BATCH {
+        if self.len() >= SHARD_BATCH {
             self.send();
         }
     }
 
+    /// Packets in the batch being filled (a single shard keeps no clock).
+    fn len(&self) -> usize {
+        match self.txs.len() {
+            1 => self.pending[0].0.len(),
+            _ => self.times.len(),
+        }
+    }
+
     fn send(&mut self) {
-        if self.len == 0 {
+        if self.len() == 0 {
             return;
         }
-        self.len = 0;
         let clock = clock_capacity(self.txs.len());
         let times = std::mem::replace(&mut self.times, Vec::with_capacity(clock));
         for (tx, (packets, index)) in self.txs.iter().zip(&mut self.pending) {
