@@ -17,9 +17,6 @@ use super::timeline::{self, Bins};
 use super::traffic::Traffic;
 use super::{charts, html};
 
-/// Connections above which the table halves run one after the other.
-const PARALLEL_ROWS: usize = 1_000_000;
-
 /// What to build.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportOptions {
@@ -225,23 +222,18 @@ pub fn run(
         write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
         Ok((ports, top, tl, files))
     };
-    // One per core; but one after the other when they are big, so their
-    // working sets do not add up.
-    let (by_port, by_client) = if conns.rows() > PARALLEL_ROWS {
-        (port_half(), client_half())
-    } else {
-        std::thread::scope(|scope| {
-            let by_client = scope.spawn(client_half);
-            let by_port = port_half();
-            let by_client = by_client.join().unwrap_or_else(|_| {
-                Err(ReportError::Data {
-                    path: dir.to_path_buf(),
-                    message: "internal error: the table thread stopped unexpectedly".into(),
-                })
-            });
-            (by_port, by_client)
-        })
-    };
+    // One per core (each half's memory is bounded, see tables).
+    let (by_port, by_client) = std::thread::scope(|scope| {
+        let by_client = scope.spawn(client_half);
+        let by_port = port_half();
+        let by_client = by_client.join().unwrap_or_else(|_| {
+            Err(ReportError::Data {
+                path: dir.to_path_buf(),
+                message: "internal error: the table thread stopped unexpectedly".into(),
+            })
+        });
+        (by_port, by_client)
+    });
     let (ports, top, tl, mut files) = by_port?;
     let (clients, client_files) = by_client?;
     files.extend(client_files);

@@ -11,7 +11,7 @@ pub mod summary;
 pub mod text;
 pub mod traffic;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::flow::community_id::community_id;
 use crate::flow::{ConnRecord, RecordSink};
@@ -69,12 +69,6 @@ impl RecordText {
     }
 }
 
-/// Most connections kept in memory for the tables (64 bytes each plus their
-/// addresses, 128 MB at the limit): beyond it they are read back from
-/// connections.parquet, so the analysis itself stays within bounded memory
-/// however many connections pass (a flood of spoofed sources).
-pub const KEEP_LIMIT: usize = 2_000_000;
-
 /// The formatters write ASCII only, so this never comes out empty.
 fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
@@ -86,18 +80,19 @@ pub struct RecordWriters {
     csv: ConnectionsCsv,
     parquet: ConnectionsParquet,
     text: RecordText,
-    /// The columns the fan-in tables need, kept for them (offline runs)
-    /// up to [`KEEP_LIMIT`] connections.
+    /// The columns the fan-in tables need, kept for them (offline runs;
+    /// past one chunk in a temporary file).
     conns: Option<tables::ConnsBuilder>,
+    /// The output directory, which their temporary file is named in.
+    dir: PathBuf,
     pub tally: RecordTally,
     /// The first write error; later records are dropped once one occurred.
     error: Option<OutputError>,
 }
 
 impl RecordWriters {
-    /// `keep` keeps what the fan-in tables need in memory, so they are built
-    /// without reading connections.parquet back, unless the run outgrows
-    /// [`KEEP_LIMIT`] connections.
+    /// `keep` keeps what the fan-in tables need, so they are built without
+    /// reading connections.parquet back.
     pub fn create(
         dir: &Path,
         vlan_key: bool,
@@ -109,7 +104,8 @@ impl RecordWriters {
             csv: ConnectionsCsv::create(dir, mode)?,
             parquet: ConnectionsParquet::create(dir)?,
             text: RecordText::default(),
-            conns: keep.then(tables::ConnsBuilder::default),
+            conns: keep.then(|| tables::ConnsBuilder::new(dir)),
+            dir: dir.to_path_buf(),
             tally: RecordTally::default(),
             error: None,
         })
@@ -125,10 +121,7 @@ impl RecordWriters {
     fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
         self.text.fill(r);
         if let Some(c) = &mut self.conns {
-            c.push(r);
-            if c.len() > KEEP_LIMIT {
-                self.conns = None;
-            }
+            c.push(r).map_err(|e| OutputError::new(&self.dir, e))?;
         }
         self.conn_log.write(r, &self.text)?;
         self.csv.write(r, &self.text)?;
@@ -157,7 +150,9 @@ impl RecordWriters {
         self.conn_log.finish(first, last)?;
         self.csv.finish()?;
         self.parquet.finish()?;
-        Ok((self.tally, self.conns.map(tables::ConnsBuilder::finish)))
+        let conns = self.conns.map(tables::ConnsBuilder::finish).transpose();
+        let conns = conns.map_err(|e| OutputError::new(&self.dir, e))?;
+        Ok((self.tally, conns))
     }
 }
 
@@ -174,5 +169,6 @@ impl RecordSink for RecordWriters {
 pub mod build;
 pub mod charts;
 pub mod html;
+mod spill;
 pub mod tables;
 pub mod timeline;

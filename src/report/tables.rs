@@ -16,14 +16,16 @@
 //!   only if the client closed first with a FIN (the active closer waits;
 //!   a reset or a server-side first close leaves no TIME_WAIT there).
 //!
-//! Memory: 64 bytes a connection plus, while a table is computed, one
-//! 8-byte value per row (two for concurrency) arranged by group and one
-//! offset per group. Each
-//! aggregate is a group number per row, a counting sort by group, then
-//! small sorts and single passes: polars' group-bys and joins over the same
-//! rows took several times the memory and the time.
+//! Memory is bounded ([`super::spill`]): rows past one chunk wait in a
+//! temporary file, and each aggregate (a group number per row, a counting
+//! sort by group, small sorts, then one pass) sorts a chunk at a time into
+//! runs merged as they are read. What grows with the capture is only what
+//! the tables hold: one entry per group and per distinct address. polars'
+//! group-bys and joins over the same rows took several times the memory
+//! and the time.
 
 use std::hash::Hash;
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -36,6 +38,7 @@ use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::frame::utc;
+use super::spill::{ByGroup, Chunked, Fixed};
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
@@ -88,9 +91,65 @@ impl Row {
     }
 }
 
+/// Rows in temporary files: 56 bytes each.
+impl Fixed for Row {
+    const SIZE: usize = 56;
+    fn put(&self, out: &mut [u8]) {
+        let words = [
+            self.start as u64,
+            self.end as u64,
+            self.duration as u64,
+            self.orig_bytes,
+            self.resp_bytes,
+        ];
+        for (w, o) in words.iter().zip(out.chunks_exact_mut(8)) {
+            o.copy_from_slice(&w.to_le_bytes());
+        }
+        out[40..44].copy_from_slice(&self.orig.to_le_bytes());
+        out[44..48].copy_from_slice(&self.resp.to_le_bytes());
+        out[48..50].copy_from_slice(&self.orig_port.to_le_bytes());
+        out[50..52].copy_from_slice(&self.resp_port.to_le_bytes());
+        out[52] = self.proto as u8;
+        out[53] = self.state as u8;
+        out[54] = self.close_reason as u8;
+        out[55] = u8::from(self.syn_seen) | u8::from(self.client_closed) << 1;
+    }
+
+    fn get(b: &[u8]) -> Row {
+        let u64_at = |i: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Row {
+            start: u64_at(0) as i64,
+            end: u64_at(8) as i64,
+            duration: u64_at(16) as i64,
+            orig_bytes: u64_at(24),
+            resp_bytes: u64_at(32),
+            orig: u32_at(40),
+            resp: u32_at(44),
+            orig_port: u16_at(48),
+            resp_port: u16_at(50),
+            proto: coded(&Proto::ALL, b[52], Proto::Unknown),
+            state: coded(&ConnState::ALL, b[53], ConnState::OTH),
+            close_reason: coded(&CloseReason::ALL, b[54], CloseReason::ALL[0]),
+            syn_seen: b[55] & 1 != 0,
+            client_closed: b[55] & 2 != 0,
+        }
+    }
+}
+
+/// The value whose code (`as u8`, its position in `all`) is `code`.
+fn coded<T: Copy>(all: &[T], code: u8, fallback: T) -> T {
+    all.get(usize::from(code)).copied().unwrap_or(fallback)
+}
+
 /// The connections the tables are computed from, with their addresses.
 pub struct Conns {
-    rows: Vec<Row>,
+    rows: Chunked<Row>,
     addrs: Vec<Addr>,
 }
 
@@ -124,33 +183,33 @@ impl AddressIds {
     }
 
     /// The finished rows, with ids renumbered in address order.
-    fn finish(self, mut rows: Vec<Row>) -> Conns {
+    fn finish(self, mut rows: Chunked<Row>) -> io::Result<Conns> {
+        drop(self.ids);
         let (addrs, new_id) = order_ids(self.addrs);
-        for r in &mut rows {
+        rows.update(|r| {
             r.orig = new_id[r.orig as usize];
             r.resp = new_id[r.resp as usize];
-        }
-        Conns { rows, addrs }
+        })?;
+        Ok(Conns { rows, addrs })
     }
 }
 
 /// Collects [`Conns`] record by record.
-#[derive(Default)]
 pub struct ConnsBuilder {
     ids: AddressIds,
-    rows: Vec<Row>,
+    rows: Chunked<Row>,
 }
 
 impl ConnsBuilder {
-    pub fn len(&self) -> usize {
-        self.rows.len()
+    /// Rows past one chunk go to a temporary file in `dir`.
+    pub fn new(dir: &Path) -> ConnsBuilder {
+        ConnsBuilder {
+            ids: AddressIds::default(),
+            rows: Chunked::new(dir),
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn push(&mut self, r: &ConnRecord) {
+    pub fn push(&mut self, r: &ConnRecord) -> io::Result<()> {
         let orig = self.ids.id(r.orig);
         let resp = self.ids.id(r.resp);
         self.rows.push(Row {
@@ -171,10 +230,10 @@ impl ConnsBuilder {
                 r.lifecycle.first_fin.map(|(_, side)| side),
                 r.close_reason,
             ),
-        });
+        })
     }
 
-    pub fn finish(self) -> Conns {
+    pub fn finish(self) -> io::Result<Conns> {
         self.ids.finish(self.rows)
     }
 }
@@ -235,10 +294,11 @@ impl Conns {
 
     /// Read the columns the tables need from connections.parquet.
     pub fn load(parquet: &Path) -> PolarsResult<Conns> {
-        Conns::load_in_batches(parquet, LOAD_BATCH)
+        Conns::load_in_batches(parquet, LOAD_BATCH, super::spill::CHUNK)
     }
 
-    fn load_in_batches(parquet: &Path, batch: IdxSize) -> PolarsResult<Conns> {
+    /// Read `batch` rows of the file at a time, keeping `chunk` in memory.
+    fn load_in_batches(parquet: &Path, batch: IdxSize, chunk: usize) -> PolarsResult<Conns> {
         let scan = LazyFrame::scan_parquet(
             parquet.to_string_lossy().as_ref().into(),
             ScanArgsParquet::default(),
@@ -259,12 +319,8 @@ impl Conns {
             col("orig_bytes"),
             col("resp_bytes"),
         ]);
-        // The row count is in the file's metadata: reserve exactly, since
-        // growing the rows by doubling would briefly hold them three times.
-        let height = scan.clone().select([len()]).collect()?;
-        let height = height.column("len")?.cast(&DataType::UInt64)?;
-        let height = height.u64()?.get(0).unwrap_or(0);
-        let mut rows = Vec::with_capacity(usize::try_from(height).unwrap_or(0));
+        // Temporary files go beside the parquet file, in the output directory.
+        let mut rows = Chunked::with_chunk(parquet.parent().unwrap_or(Path::new(".")), chunk);
         let mut ids = AddressIds::default();
         loop {
             let df = scan.clone().slice(rows.len() as i64, batch).collect()?;
@@ -322,10 +378,10 @@ impl Conns {
                         (fin_side.get(i) == Some(Side::Orig.name())).then_some(Side::Orig),
                         close_reason,
                     ),
-                });
+                })?;
             }
             if df.height() < batch as usize {
-                return Ok(ids.finish(rows));
+                return Ok(ids.finish(rows)?);
             }
         }
     }
@@ -364,134 +420,163 @@ impl Conns {
         Ok(df)
     }
 
-    /// The rows, for the timeline.
-    pub(super) fn all(&self) -> &[Row] {
-        &self.rows
+    /// Every row, a slice at a time.
+    pub(super) fn scan(&self, mut f: impl FnMut(&[Row]) -> PolarsResult<()>) -> PolarsResult<()> {
+        self.rows.scan(|_, slice| f(slice))
     }
 }
 
-/// Each row's group number (in order of first appearance) and each group's key.
-fn groups<K: Hash + Eq + Copy>(keys: impl Iterator<Item = K>) -> (Vec<u32>, Vec<K>) {
-    let mut numbers: FxHashMap<K, u32> = FxHashMap::default();
-    let mut keys_of: Vec<K> = Vec::new();
-    let of = keys
-        .map(|k| {
-            *numbers.entry(k).or_insert_with(|| {
-                keys_of.push(k);
-                (keys_of.len() - 1) as u32
-            })
-        })
-        .collect();
-    (of, keys_of)
+/// Rows numbered by group: by a key, in order of first appearance.
+struct Groups<K, F> {
+    /// A row's key, none for rows outside every group.
+    key: F,
+    numbers: FxHashMap<K, u32>,
+    keys: Vec<K>,
+    /// Each row's group ([`NONE`] outside), kept while the rows are all in
+    /// memory; else each pass looks its keys up again.
+    of: Option<Vec<u32>>,
+    /// Scratch space of the sorts.
+    pairs: Vec<(u32, u64)>,
 }
 
-/// Each group's values side by side: a counting sort by group number, so
-/// that every aggregate then sorts only its own group's 8-byte values in
-/// place (one sort of all (group, value) pairs moved twice the bytes and
-/// compared pairs; on the clients table, most groups hold one or two).
-struct Grouped<T> {
-    /// Where each group's values begin; a group ends where the next begins.
-    starts: Vec<usize>,
-    values: Vec<T>,
-}
+/// Not in any group.
+const NONE: u32 = u32::MAX;
 
-impl<T: Copy + Default + Ord> Grouped<T> {
-    fn new(pairs: impl Iterator<Item = (u32, T)> + Clone, groups: usize) -> Grouped<T> {
-        // First each group's end; filling each group from its end backwards
-        // then leaves every cursor at its group's start.
-        let mut cursor = vec![0usize; groups];
-        for (g, _) in pairs.clone() {
-            cursor[g as usize] += 1;
-        }
-        let mut total = 0;
-        for c in &mut cursor {
-            total += *c;
-            *c = total;
-        }
-        let mut values = vec![T::default(); total];
-        for (g, v) in pairs {
-            let at = &mut cursor[g as usize];
-            *at -= 1;
-            values[*at] = v;
-        }
-        Grouped {
-            starts: cursor,
-            values,
-        }
-    }
-
-    /// Each group's values, sorted, in group order.
-    fn sorted(&mut self) -> impl Iterator<Item = &[T]> {
-        let Grouped { starts, values } = self;
-        let (starts, total): (&[usize], usize) = (starts, values.len());
-        let mut rest: &mut [T] = values;
-        (0..starts.len()).map(move |g| {
-            let end = starts.get(g + 1).copied().unwrap_or(total);
-            let (group, tail) = std::mem::take(&mut rest).split_at_mut(end - starts[g]);
-            rest = tail;
-            group.sort_unstable();
-            &*group
+impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
+    /// Number the rows of `conns`; `each` gets every grouped row with its
+    /// group (the pass that also counts per group).
+    fn number(
+        conns: &Conns,
+        key: F,
+        mut each: impl FnMut(usize, &Row),
+    ) -> PolarsResult<Groups<K, F>> {
+        let mut numbers = FxHashMap::default();
+        let mut keys = Vec::new();
+        let mut of = conns.rows.in_memory().then(Vec::new);
+        conns.rows.scan(|_, slice| -> PolarsResult<()> {
+            for r in slice {
+                let g = key(r).map(|k| {
+                    let next = keys.len() as u32;
+                    *numbers.entry(k).or_insert_with(|| {
+                        keys.push(k);
+                        next
+                    })
+                });
+                if let Some(of) = &mut of {
+                    of.push(g.unwrap_or(NONE));
+                }
+                if let Some(g) = g {
+                    each(g as usize, r);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Groups {
+            key,
+            numbers,
+            keys,
+            of,
+            pairs: Vec::new(),
         })
     }
+
+    /// Sort, by group, what `emit` gives for each grouped row.
+    fn sort(
+        &mut self,
+        conns: &Conns,
+        emit: impl Fn(u32, &Row, &mut Vec<(u32, u64)>),
+    ) -> PolarsResult<ByGroup> {
+        let Groups {
+            key,
+            numbers,
+            keys,
+            of,
+            pairs,
+        } = self;
+        ByGroup::collect(&conns.rows, keys.len(), pairs, |i, r, out| {
+            let g = match of {
+                Some(of) => of[i],
+                None => key(r)
+                    .and_then(|k| numbers.get(&k).copied())
+                    .unwrap_or(NONE),
+            };
+            if g != NONE {
+                emit(g, r, out);
+            }
+        })
+    }
 }
 
-/// Distinct values per group, from (group, value) pairs.
-fn distinct(pairs: impl Iterator<Item = (u32, u64)> + Clone, groups: usize) -> Vec<u64> {
-    Grouped::new(pairs, groups)
-        .sorted()
-        .map(|v| v.chunk_by(|a, b| a == b).count() as u64)
-        .collect()
+/// An `i64` as a `u64` that sorts the same way.
+fn ordered(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
 }
 
-/// Median per group of (group, value) pairs, as polars computes it: the
+fn unordered(u: u64) -> i64 {
+    (u ^ (1 << 63)) as i64
+}
+
+/// A socket open from `start` to `until` as two events, `2t` (opening) and
+/// `2t + 1` (closing), so that a group's sorted events put openings first
+/// at equal times.
+fn events(g: u32, start: Nanos, until: Nanos, out: &mut Vec<(u32, u64)>) {
+    out.push((g, ordered(start.saturating_mul(2))));
+    out.push((g, ordered(until.saturating_mul(2).saturating_add(1))));
+}
+
+/// Distinct values per group.
+fn distinct(by: &ByGroup) -> io::Result<Vec<u64>> {
+    let counted = by.fold((0u64, None), |(n, last), _, v| {
+        if *last != Some(v) {
+            *n += 1;
+            *last = Some(v);
+        }
+    })?;
+    Ok(counted.into_iter().map(|(n, _)| n).collect())
+}
+
+/// Median per group of [`ordered`] values, as polars computes it: the
 /// middle value, or the midpoint of the two middle ones.
-fn medians(pairs: impl Iterator<Item = (u32, i64)> + Clone, groups: usize) -> Vec<f64> {
-    Grouped::new(pairs, groups)
-        .sorted()
-        .map(|v| match v.len() {
+fn medians(by: &ByGroup) -> io::Result<Vec<f64>> {
+    // Values seen, the lower and the upper middle one.
+    let middles = by.fold((0u64, 0i64, 0i64), |(seen, lower, upper), g, v| {
+        let n = by.size(g);
+        if *seen == (n - 1) / 2 {
+            *lower = unordered(v);
+        }
+        if *seen == n / 2 {
+            *upper = unordered(v);
+        }
+        *seen += 1;
+    })?;
+    Ok(middles
+        .into_iter()
+        .map(|(seen, lower, upper)| match seen {
             0 => f64::NAN,
-            n => {
-                let lower = v[(n - 1) / 2] as f64;
-                let upper = v[n / 2] as f64;
+            _ => {
+                let (lower, upper) = (lower as f64, upper as f64);
                 lower + (upper - lower) * 0.5
             }
         })
-        .collect()
+        .collect())
 }
 
-/// Peak concurrency per group: the largest number of sockets open at once
-/// (each from `start` to `until`), and when it was first reached.
-///
-/// Each interval becomes two events, `2t` (opening) and `2t + 1` (closing),
-/// so that sorting a group's events puts openings first at equal times; one
-/// pass over them keeps the running count.
-fn peaks(
-    intervals: impl Iterator<Item = (u32, Nanos, Nanos)> + Clone,
-    groups: usize,
-) -> Vec<(u64, i64)> {
-    let events = intervals.flat_map(|(g, start, until)| {
-        [
-            (g, start.saturating_mul(2)),
-            (g, until.saturating_mul(2).saturating_add(1)),
-        ]
-    });
-    Grouped::new(events, groups)
-        .sorted()
-        .map(|events| {
-            let (mut open, mut peak) = (0u64, (0u64, 0i64));
-            for &order in events {
-                if order & 1 == 0 {
-                    open += 1;
-                } else {
-                    open = open.saturating_sub(1);
-                }
-                if open > peak.0 {
-                    peak = (open, order.div_euclid(2));
-                }
-            }
-            peak
-        })
-        .collect()
+/// Peak concurrency per group of [`events`]: the largest number of sockets
+/// open at once, and when it was first reached (one pass over each group's
+/// sorted events keeping the running count).
+fn peaks(by: &ByGroup) -> io::Result<Vec<(u64, i64)>> {
+    let swept = by.fold((0u64, (0u64, 0i64)), |(open, peak), _, v| {
+        let order = unordered(v);
+        if order & 1 == 0 {
+            *open += 1;
+        } else {
+            *open = open.saturating_sub(1);
+        }
+        if *open > peak.0 {
+            *peak = (*open, order.div_euclid(2));
+        }
+    })?;
+    Ok(swept.into_iter().map(|(_, peak)| peak).collect())
 }
 
 /// The servers [`fanin`] groups connections by.
@@ -517,15 +602,16 @@ struct FanIn {
 
 /// Fan-in per server port or endpoint.
 pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<DataFrame> {
-    let rows = &conns.rows;
-    let (of, keys) = groups(rows.iter().map(|r| {
+    let key = |r: &Row| {
         let server = if by == Servers::Endpoints { r.resp } else { 0 };
-        (r.proto as u8, server, r.resp_port)
-    }));
-    let n = keys.len();
-    let mut sums = vec![FanIn::default(); n];
-    for (r, &g) in rows.iter().zip(&of) {
-        let s = &mut sums[g as usize];
+        Some((r.proto as u8, server, r.resp_port))
+    };
+    let mut sums: Vec<FanIn> = Vec::new();
+    let mut groups = Groups::number(conns, key, |g, r| {
+        if g == sums.len() {
+            sums.push(FanIn::default());
+        }
+        let s = &mut sums[g];
         s.connections += 1;
         s.established += u64::from(r.established());
         s.rejected += u64::from(r.state == ConnState::REJ);
@@ -533,21 +619,23 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         s.failed += u64::from(r.failed());
         s.to_server += r.orig_bytes;
         s.to_client += r.resp_bytes;
-    }
-    let pairs = |value: fn(&Row) -> Option<u64>| {
-        rows.iter()
-            .zip(&of)
-            .filter_map(move |(r, &g)| value(r).map(|v| (g, v)))
+    })?;
+    let mut value = |value: fn(&Row) -> Option<u64>| {
+        groups.sort(conns, move |g, r, out| {
+            if let Some(v) = value(r) {
+                out.push((g, v));
+            }
+        })
     };
-    let servers = distinct(pairs(|r| Some(u64::from(r.resp))), n);
-    let clients = distinct(pairs(|r| Some(u64::from(r.orig))), n);
-    let served = distinct(pairs(|r| (!r.failed()).then_some(u64::from(r.orig))), n);
-    let sockets = distinct(
-        pairs(|r| Some(u64::from(r.orig) << 16 | u64::from(r.orig_port))),
-        n,
-    );
-    let median = medians(rows.iter().zip(&of).map(|(r, &g)| (g, r.duration)), n);
-    let peak = peaks(rows.iter().zip(&of).map(|(r, &g)| (g, r.start, r.end)), n);
+    let servers = distinct(&value(|r| Some(u64::from(r.resp)))?)?;
+    let clients = distinct(&value(|r| Some(u64::from(r.orig)))?)?;
+    let served = distinct(&value(|r| (!r.failed()).then_some(u64::from(r.orig)))?)?;
+    let sockets = distinct(&value(|r| {
+        Some(u64::from(r.orig) << 16 | u64::from(r.orig_port))
+    })?)?;
+    let median = medians(&value(|r| Some(ordered(r.duration)))?)?;
+    let peak = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.end, out))?)?;
+    let (n, keys) = (groups.keys.len(), groups.keys);
 
     let mut columns = vec![column_of("proto", &keys, |k| k.0)];
     if by == Servers::Endpoints {
@@ -632,38 +720,29 @@ fn total_order(v: f64) -> u64 {
 
 /// Per client address and server endpoint: ephemeral port use and reuse.
 pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
-    let rows: Vec<&Row> = conns
-        .rows
-        .iter()
-        .filter(|r| matches!(r.proto, Proto::Tcp | Proto::Udp))
-        .collect();
-    let (of, keys) = groups(
-        rows.iter()
-            .map(|r| (r.proto as u8, r.orig, r.resp, r.resp_port)),
-    );
-    let n = keys.len();
-    let mut connections = vec![0u64; n];
-    let mut lowest = vec![u16::MAX; n];
-    let mut highest = vec![0u16; n];
-    for (r, &g) in rows.iter().zip(&of) {
-        let g = g as usize;
+    let key = |r: &Row| {
+        matches!(r.proto, Proto::Tcp | Proto::Udp).then_some((
+            r.proto as u8,
+            r.orig,
+            r.resp,
+            r.resp_port,
+        ))
+    };
+    let (mut connections, mut lowest, mut highest) = (Vec::new(), Vec::new(), Vec::new());
+    let mut groups = Groups::number(conns, key, |g, r| {
+        if g == connections.len() {
+            connections.push(0u64);
+            lowest.push(u16::MAX);
+            highest.push(0u16);
+        }
         connections[g] += 1;
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
-    }
-    let ports = distinct(
-        rows.iter()
-            .zip(&of)
-            .map(|(r, &g)| (g, u64::from(r.orig_port))),
-        n,
-    );
-    let open = peaks(rows.iter().zip(&of).map(|(r, &g)| (g, r.start, r.end)), n);
-    let held = peaks(
-        rows.iter()
-            .zip(&of)
-            .map(|(r, &g)| (g, r.start, r.held_until())),
-        n,
-    );
+    })?;
+    let ports = distinct(&groups.sort(conns, |g, r, out| out.push((g, u64::from(r.orig_port))))?)?;
+    let open = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.end, out))?)?;
+    let held = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.held_until(), out))?)?;
+    let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     let columns = vec![
         column_of("proto", &keys, |k| k.0),
@@ -695,6 +774,7 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spill::CHUNK;
     use super::*;
 
     #[test]
@@ -707,28 +787,97 @@ mod tests {
         assert!(parse_addr("not an address").is_err());
     }
 
+    /// (group, value) pairs sorted by group, `chunk` of them per run.
+    fn by_group(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> ByGroup {
+        let dir = std::env::temp_dir();
+        let mut rows = Chunked::with_chunk(&dir, chunk);
+        for p in pairs {
+            rows.push(*p).unwrap();
+        }
+        ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p, out| out.push(*p))
+            .unwrap()
+    }
+
+    /// Events of (group, start, end) sockets.
+    fn sockets(s: &[(u32, i64, i64)]) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        for &(g, start, end) in s {
+            events(g, start, end, &mut out);
+        }
+        out
+    }
+
     #[test]
     fn peaks_count_openings_before_closings_at_equal_times() {
         // Group 0: [0,10] and [10,20] touch at 10: both open then.
-        // Group 1: [5,6], [7,8]: never two at once.
-        let p = peaks(
-            [(0, 0, 10), (0, 10, 20), (1, 5, 6), (1, 7, 8)].into_iter(),
-            2,
-        );
-        assert_eq!(p, [(2, 10), (1, 5)]);
+        // Group 1: [5,6], [7,8]: never two at once. Before 1970 as well.
+        let s = sockets(&[
+            (0, 0, 10),
+            (0, 10, 20),
+            (1, 5, 6),
+            (1, 7, 8),
+            (2, -9, -3),
+            (2, -3, 0),
+        ]);
+        for chunk in [1, 3, 100] {
+            let p = peaks(&by_group(&s, 3, chunk)).unwrap();
+            assert_eq!(p, [(2, 10), (1, 5), (2, -3)], "chunk {chunk}");
+        }
     }
 
     #[test]
     fn medians_take_the_midpoint_of_an_even_group() {
-        let m = medians(vec![(0, 4), (1, 7), (0, 1), (0, 10), (0, 2)].into_iter(), 3);
-        assert_eq!(m[..2], [3.0, 7.0]);
-        assert!(m[2].is_nan());
+        let v = [(0, 4), (1, 7), (0, 1), (0, 10), (0, 2), (1, -3)].map(|(g, v)| (g, ordered(v)));
+        for chunk in [1, 2, 100] {
+            let m = medians(&by_group(&v, 3, chunk)).unwrap();
+            assert_eq!(m[..2], [3.0, 2.0], "chunk {chunk}");
+            assert!(m[2].is_nan());
+        }
     }
 
     #[test]
     fn distinct_counts_per_group() {
-        let d = distinct(vec![(0, 5), (2, 5), (0, 5), (0, 6)].into_iter(), 4);
-        assert_eq!(d, [2, 0, 1, 0]);
+        for chunk in [1, 2, 100] {
+            let d = distinct(&by_group(&[(0, 5), (2, 5), (0, 5), (0, 6)], 4, chunk)).unwrap();
+            assert_eq!(d, [2, 0, 1, 0], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn rows_keep_every_field_through_a_file() {
+        let row = Row {
+            start: -5,
+            end: i64::MAX,
+            duration: 1 << 40,
+            orig_bytes: u64::MAX,
+            resp_bytes: 7,
+            orig: 3,
+            resp: u32::MAX,
+            orig_port: 65535,
+            resp_port: 443,
+            proto: Proto::Icmp,
+            state: ConnState::RSTOS0,
+            close_reason: CloseReason::ALL[5],
+            syn_seen: false,
+            client_closed: true,
+        };
+        let mut bytes = [0; Row::SIZE];
+        row.put(&mut bytes);
+        assert_eq!(format!("{:?}", Row::get(&bytes)), format!("{row:?}"));
+        // Codes are positions in the lists they are read back from.
+        assert!(Proto::ALL.iter().enumerate().all(|(i, p)| *p as usize == i));
+        assert!(
+            ConnState::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, s)| *s as usize == i)
+        );
+        assert!(
+            CloseReason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, r)| *r as usize == i)
+        );
     }
 
     #[test]
@@ -750,20 +899,37 @@ mod tests {
             .conns
             .unwrap();
         // 7 does not divide the row count: the last batch is a short one.
-        let read = Conns::load_in_batches(&dir.join("connections.parquet"), 7).unwrap();
+        let parquet = dir.join("connections.parquet");
+        let read = Conns::load_in_batches(&parquet, 7, CHUNK).unwrap();
         assert!(kept.rows() > 100 && kept.rows() % 7 != 0, "{}", kept.rows());
         assert_eq!(read.rows(), kept.rows());
         assert_eq!(read.addrs, kept.addrs);
+        // Rows and sorted values in temporary files, 50 rows per chunk.
+        let spilled = Conns::load_in_batches(&parquet, 64, 50).unwrap();
+        assert!(!spilled.rows.in_memory());
+        let bins = super::super::timeline::Bins::new(0, 1_000_000_000, None);
+        let traffic = super::super::traffic::Traffic::default();
         let tables = |c: &Conns| {
             [
                 fanin(c, Servers::Ports, 1.0).unwrap(),
                 fanin(c, Servers::Endpoints, 1.0).unwrap(),
                 clients(c).unwrap(),
+                super::super::timeline::timeline(c, &bins, &[("tcp".into(), 80)], &traffic)
+                    .unwrap(),
             ]
         };
-        for (a, b) in tables(&kept).iter().zip(tables(&read).iter()) {
-            assert!(a.equals(b), "{a}\n{b}");
+        let expect = tables(&kept);
+        for (how, other) in [("read back", &read), ("spilled", &spilled)] {
+            for (i, (a, b)) in expect.iter().zip(tables(other).iter()).enumerate() {
+                assert!(a.equals_missing(b), "table {i} differs when {how}");
+            }
         }
+        let mut left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.retain(|n| n.to_string_lossy().starts_with('.'));
+        assert!(left.is_empty(), "temporary files left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -131,20 +131,23 @@ pub fn timeline(
     let mut at_start = Dense::new(n);
     let mut closed: Vec<Dense> = CloseReason::ALL.iter().map(|_| Dense::new(n)).collect();
     let mut per_port: Vec<Dense> = series.iter().map(|_| Dense::new(n)).collect();
-    for r in conns.all() {
-        let (k_open, k_close) = (k(r.start), k(r.end));
-        let k_first = k(r.start.wrapping_add(w - 1));
-        opened.add(k_open, 1);
-        active.span(k_open, k_close);
-        at_start.span(k_first, k_close);
-        closed[r.close_reason as usize].add(k_close, 1);
-        if let Some(j) = series
-            .iter()
-            .position(|s| *s == (r.proto as u8, r.resp_port))
-        {
-            per_port[j].span(k_first, k_close);
+    conns.scan(|rows| {
+        for r in rows {
+            let (k_open, k_close) = (k(r.start), k(r.end));
+            let k_first = k(r.start.wrapping_add(w - 1));
+            opened.add(k_open, 1);
+            active.span(k_open, k_close);
+            at_start.span(k_first, k_close);
+            closed[r.close_reason as usize].add(k_close, 1);
+            if let Some(j) = series
+                .iter()
+                .position(|s| *s == (r.proto as u8, r.resp_port))
+            {
+                per_port[j].span(k_first, k_close);
+            }
         }
-    }
+        Ok(())
+    })?;
 
     let starts: Vec<i64> = (0..n as i64).map(|i| t0 + i * w).collect();
     let mut columns = vec![

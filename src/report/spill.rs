@@ -1,0 +1,551 @@
+//! Bounded memory for the tables: connections past one chunk, and the values
+//! each aggregate sorts by group, wait in temporary files instead of memory.
+//!
+//! Rules of this module:
+//! - what fits in one chunk never touches a file: a capture of up to
+//!   [`CHUNK`] connections is tabled wholly in memory, as before;
+//! - past that, memory is a chunk of rows, two chunks' worth of values being
+//!   sorted into a run, and a block per run being merged, however many
+//!   connections there are;
+//! - a temporary file is unlinked as soon as it is created (it lives as long
+//!   as its handle), so no run, finished or killed, leaves one behind; it is
+//!   made in the output directory, on disk, not in a `/tmp` that may be RAM;
+//! - reads are positional, so the two table threads read the same rows at once.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Connections held in memory before they go to a file, and the rows whose
+/// values one sorted run holds: 128 Ki rows, 7 MiB of them.
+pub const CHUNK: usize = 1 << 17;
+
+/// Bytes read or written per positional call.
+const BLOCK: usize = 1 << 16;
+
+/// Items read back from a file per slice handed out.
+const PIECE: usize = 8192;
+
+/// A fixed-size binary form, for values kept in temporary files.
+pub trait Fixed: Copy {
+    const SIZE: usize;
+    fn put(&self, out: &mut [u8]);
+    fn get(bytes: &[u8]) -> Self;
+}
+
+/// (group, value) pairs of the sorted runs.
+impl Fixed for (u32, u64) {
+    const SIZE: usize = 12;
+    fn put(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.0.to_le_bytes());
+        out[4..12].copy_from_slice(&self.1.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        let mut g = [0; 4];
+        let mut v = [0; 8];
+        g.copy_from_slice(&b[..4]);
+        v.copy_from_slice(&b[4..12]);
+        (u32::from_le_bytes(g), u64::from_le_bytes(v))
+    }
+}
+
+/// A file in `dir` that is already unlinked, appended to and read by offset.
+struct TempFile {
+    file: File,
+    len: u64,
+}
+
+impl TempFile {
+    fn create(dir: &Path) -> io::Result<TempFile> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".spill-{}-{n}.tmp", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| named(&path, e))?;
+        fs::remove_file(&path).map_err(|e| named(&path, e))?;
+        Ok(TempFile { file, len: 0 })
+    }
+
+    /// Append `items` encoded, a block at a time.
+    fn append<T: Fixed>(&mut self, items: impl Iterator<Item = T>) -> io::Result<()> {
+        let mut block = Vec::with_capacity(BLOCK);
+        for item in items {
+            let at = block.len();
+            block.resize(at + T::SIZE, 0);
+            item.put(&mut block[at..]);
+            if block.len() + T::SIZE > BLOCK {
+                self.write(&block)?;
+                block.clear();
+            }
+        }
+        self.write(&block)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, self.len)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Decode `count` items from `offset` into `out` (cleared first),
+    /// through `bytes`.
+    fn read<T: Fixed>(
+        &self,
+        offset: u64,
+        count: usize,
+        bytes: &mut Vec<u8>,
+        out: &mut Vec<T>,
+    ) -> io::Result<()> {
+        bytes.resize(count * T::SIZE, 0);
+        self.file.read_exact_at(bytes, offset)?;
+        out.clear();
+        out.extend(bytes.chunks_exact(T::SIZE).map(T::get));
+        Ok(())
+    }
+
+    /// Overwrite the items at `offset`.
+    fn rewrite<T: Fixed>(&self, offset: u64, items: &[T]) -> io::Result<()> {
+        let mut bytes = vec![0; items.len() * T::SIZE];
+        for (item, out) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
+            item.put(out);
+        }
+        self.file.write_all_at(&bytes, offset)
+    }
+}
+
+/// An I/O error that names the temporary file.
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Items in arrival order: the latest chunk in memory, earlier ones in a file.
+pub struct Chunked<T: Fixed> {
+    dir: PathBuf,
+    chunk: usize,
+    mem: Vec<T>,
+    file: Option<TempFile>,
+    /// Items in the file, whole chunks.
+    spilled: usize,
+}
+
+impl<T: Fixed> Chunked<T> {
+    /// Items spill into `dir` once more than [`CHUNK`] arrived.
+    pub fn new(dir: &Path) -> Chunked<T> {
+        Chunked::with_chunk(dir, CHUNK)
+    }
+
+    pub fn with_chunk(dir: &Path, chunk: usize) -> Chunked<T> {
+        Chunked {
+            dir: dir.to_path_buf(),
+            chunk: chunk.max(1),
+            mem: Vec::new(),
+            file: None,
+            spilled: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spilled + self.mem.len()
+    }
+
+    pub fn push(&mut self, item: T) -> io::Result<()> {
+        if self.mem.len() == self.chunk {
+            let file = match &mut self.file {
+                Some(f) => f,
+                None => self.file.insert(TempFile::create(&self.dir)?),
+            };
+            file.append(self.mem.iter().copied())?;
+            self.spilled += self.mem.len();
+            self.mem.clear();
+        }
+        self.mem.push(item);
+        Ok(())
+    }
+
+    /// All items are in memory (at most a chunk of them).
+    pub fn in_memory(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Every item in arrival order, a slice at a time, with the position of
+    /// the slice's first item.
+    pub fn scan<E: From<io::Error>>(
+        &self,
+        mut f: impl FnMut(usize, &[T]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Some(file) = &self.file {
+            let (mut bytes, mut items) = (Vec::new(), Vec::new());
+            for start in (0..self.spilled).step_by(PIECE) {
+                let n = PIECE.min(self.spilled - start);
+                file.read((start * T::SIZE) as u64, n, &mut bytes, &mut items)?;
+                f(start, &items)?;
+            }
+        }
+        if self.mem.is_empty() {
+            return Ok(());
+        }
+        f(self.spilled, &self.mem)
+    }
+
+    /// Change every item in place.
+    pub fn update(&mut self, f: impl Fn(&mut T)) -> io::Result<()> {
+        if let Some(file) = &self.file {
+            let (mut bytes, mut items) = (Vec::new(), Vec::new());
+            for start in (0..self.spilled).step_by(PIECE) {
+                let n = PIECE.min(self.spilled - start);
+                let offset = (start * T::SIZE) as u64;
+                file.read(offset, n, &mut bytes, &mut items)?;
+                items.iter_mut().for_each(&f);
+                file.rewrite(offset, &items)?;
+            }
+        }
+        self.mem.iter_mut().for_each(f);
+        Ok(())
+    }
+}
+
+/// Each group's values side by side: a counting sort by group number, so
+/// that every aggregate then sorts only its own group's 8-byte values in
+/// place (one sort of all (group, value) pairs moved twice the bytes and
+/// compared pairs; on the clients table, most groups hold one or two).
+struct Grouped {
+    /// Where each group's values begin; a group ends where the next begins.
+    starts: Vec<usize>,
+    values: Vec<u64>,
+}
+
+impl Grouped {
+    fn new(pairs: &[(u32, u64)], groups: usize) -> Grouped {
+        // First each group's end; filling each group from its end backwards
+        // then leaves every cursor at its group's start.
+        let mut cursor = vec![0usize; groups];
+        for &(g, _) in pairs {
+            cursor[g as usize] += 1;
+        }
+        let mut total = 0;
+        for c in &mut cursor {
+            total += *c;
+            *c = total;
+        }
+        let mut values = vec![0; total];
+        for &(g, v) in pairs {
+            let at = &mut cursor[g as usize];
+            *at -= 1;
+            values[*at] = v;
+        }
+        let mut grouped = Grouped {
+            starts: cursor,
+            values,
+        };
+        for g in 0..groups {
+            let range = grouped.range(g);
+            grouped.values[range].sort_unstable();
+        }
+        grouped
+    }
+
+    fn range(&self, g: usize) -> std::ops::Range<usize> {
+        let end = self.starts.get(g + 1).copied().unwrap_or(self.values.len());
+        self.starts[g]..end
+    }
+
+    /// (group, value) in order of group, then value.
+    fn pairs(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        (0..self.starts.len()).flat_map(move |g| {
+            self.values[self.range(g)]
+                .iter()
+                .map(move |&v| (g as u32, v))
+        })
+    }
+}
+
+/// Values by group number, sorted within each group: what the tables'
+/// distinct counts, medians and peaks read in one pass.
+pub struct ByGroup {
+    groups: usize,
+    sorted: Sorted,
+    /// Values per group.
+    sizes: Vec<u64>,
+}
+
+enum Sorted {
+    /// The values fitted in one run.
+    Memory(Grouped),
+    Runs(Runs),
+}
+
+/// Sorted runs in a temporary file.
+struct Runs {
+    file: TempFile,
+    /// (offset, pairs) of each run.
+    list: Vec<(u64, usize)>,
+    /// Values per group over all runs.
+    sizes: Vec<u64>,
+}
+
+impl Runs {
+    fn create(dir: &Path, groups: usize) -> io::Result<Runs> {
+        Ok(Runs {
+            file: TempFile::create(dir)?,
+            list: Vec::new(),
+            sizes: vec![0; groups],
+        })
+    }
+
+    /// Sort `pairs` into a new run and clear them.
+    fn add(&mut self, pairs: &mut Vec<(u32, u64)>, groups: usize) -> io::Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        for &(g, _) in pairs.iter() {
+            self.sizes[g as usize] += 1;
+        }
+        self.list.push((self.file.len, pairs.len()));
+        // The counting sort costs a pass over every group: with more groups
+        // than pairs (a flood's clients), once per run, it is the pairs'
+        // own sort that is cheaper.
+        if groups > pairs.len() {
+            pairs.sort_unstable();
+            self.file.append(pairs.iter().copied())?;
+        } else {
+            self.file.append(Grouped::new(pairs, groups).pairs())?;
+        }
+        pairs.clear();
+        Ok(())
+    }
+}
+
+impl ByGroup {
+    /// Sort the (group, value) pairs `emit` gives for each row of `rows`
+    /// (with its position),
+    /// `groups` groups numbered from 0: in runs of two values per row of a
+    /// chunk, kept in memory if one run holds them all.
+    /// `pairs` is scratch space, left empty (its memory kept for the next).
+    pub fn collect<T: Fixed, E: From<io::Error>>(
+        rows: &Chunked<T>,
+        groups: usize,
+        pairs: &mut Vec<(u32, u64)>,
+        mut emit: impl FnMut(usize, &T, &mut Vec<(u32, u64)>),
+    ) -> Result<ByGroup, E> {
+        let run = 2 * rows.chunk;
+        pairs.clear();
+        let mut runs: Option<Runs> = None;
+        rows.scan(|start, slice| -> Result<(), E> {
+            for (i, r) in slice.iter().enumerate() {
+                emit(start + i, r, pairs);
+                if pairs.len() >= run {
+                    let runs = match &mut runs {
+                        Some(r) => r,
+                        None => runs.insert(Runs::create(&rows.dir, groups)?),
+                    };
+                    runs.add(pairs, groups)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(match runs {
+            None => {
+                let grouped = Grouped::new(pairs, groups);
+                pairs.clear();
+                let sizes = (0..groups).map(|g| grouped.range(g).len() as u64).collect();
+                ByGroup {
+                    groups,
+                    sorted: Sorted::Memory(grouped),
+                    sizes,
+                }
+            }
+            Some(mut runs) => {
+                runs.add(pairs, groups)?;
+                ByGroup {
+                    groups,
+                    sizes: std::mem::take(&mut runs.sizes),
+                    sorted: Sorted::Runs(runs),
+                }
+            }
+        })
+    }
+
+    /// How many values group `g` holds.
+    pub fn size(&self, g: u32) -> u64 {
+        self.sizes[g as usize]
+    }
+
+    /// Fold every group's values in ascending order, starting each group
+    /// from `init`; `step` gets the group's accumulator, its number and the value.
+    pub fn fold<A: Clone>(
+        &self,
+        init: A,
+        mut step: impl FnMut(&mut A, u32, u64),
+    ) -> io::Result<Vec<A>> {
+        let mut acc = vec![init; self.groups];
+        match &self.sorted {
+            Sorted::Memory(grouped) => {
+                for (g, a) in acc.iter_mut().enumerate() {
+                    for &v in &grouped.values[grouped.range(g)] {
+                        step(a, g as u32, v);
+                    }
+                }
+            }
+            Sorted::Runs(runs) => {
+                let mut readers = runs
+                    .list
+                    .iter()
+                    .map(|&(offset, len)| Run::new(&runs.file, offset, len))
+                    .collect::<Vec<_>>();
+                let mut heads = BinaryHeap::with_capacity(readers.len());
+                for (i, r) in readers.iter_mut().enumerate() {
+                    if let Some(p) = r.next()? {
+                        heads.push(Reverse((p, i)));
+                    }
+                }
+                // The smallest head is replaced by its run's next pair in
+                // place: one sift per value instead of a pop and a push.
+                while let Some(mut top) = heads.peek_mut() {
+                    let Reverse(((g, v), i)) = *top;
+                    step(&mut acc[g as usize], g, v);
+                    match readers[i].next()? {
+                        Some(p) => *top = Reverse((p, i)),
+                        None => {
+                            PeekMut::pop(top);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(acc)
+    }
+}
+
+/// One sorted run being read back, a block at a time.
+struct Run<'a> {
+    file: &'a TempFile,
+    offset: u64,
+    /// Pairs still in the file.
+    left: usize,
+    bytes: Vec<u8>,
+    block: Vec<(u32, u64)>,
+    at: usize,
+}
+
+impl<'a> Run<'a> {
+    fn new(file: &'a TempFile, offset: u64, len: usize) -> Run<'a> {
+        Run {
+            file,
+            offset,
+            left: len,
+            bytes: Vec::new(),
+            block: Vec::new(),
+            at: 0,
+        }
+    }
+
+    fn next(&mut self) -> io::Result<Option<(u32, u64)>> {
+        if self.at == self.block.len() {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            type Pair = (u32, u64);
+            let n = (BLOCK / Pair::SIZE).min(self.left);
+            self.file
+                .read(self.offset, n, &mut self.bytes, &mut self.block)?;
+            self.offset += (n * Pair::SIZE) as u64;
+            self.left -= n;
+            self.at = 0;
+        }
+        self.at += 1;
+        Ok(Some(self.block[self.at - 1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sockscope-spill-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn all(c: &Chunked<(u32, u64)>) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        c.scan(|_, chunk| -> io::Result<()> {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn chunks_come_back_in_order_and_leave_no_file() {
+        let d = dir().join("chunks");
+        fs::create_dir_all(&d).unwrap();
+        let items: Vec<(u32, u64)> = (0..23u32).map(|i| (i, u64::from(i) * 1000)).collect();
+        let mut c = Chunked::with_chunk(&d, 5);
+        for it in &items {
+            c.push(*it).unwrap();
+        }
+        assert_eq!(c.len(), 23);
+        assert_eq!(all(&c), items);
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count(),
+            0,
+            "the spill file is unlinked"
+        );
+        c.update(|p| p.1 += 1).unwrap();
+        assert_eq!(all(&c)[..2], [(0, 1), (1, 1001)]);
+        assert_eq!(all(&c)[22], (22, 22001));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Groups' sorted values, read back by a fold.
+    fn sorted(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> Vec<Vec<u64>> {
+        let mut rows = Chunked::with_chunk(&dir(), chunk);
+        for p in pairs {
+            rows.push(*p).unwrap();
+        }
+        let by = ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p, out| {
+            out.push(*p)
+        })
+        .unwrap();
+        let got = by
+            .fold(Vec::new(), |acc: &mut Vec<u64>, _, v| acc.push(v))
+            .unwrap();
+        for (g, values) in got.iter().enumerate() {
+            assert_eq!(by.size(g as u32), values.len() as u64);
+        }
+        got
+    }
+
+    #[test]
+    fn runs_merge_to_what_one_chunk_sorts() {
+        // A pseudo-random spread of 3000 pairs over 17 groups, one empty.
+        let mut x = 12345u64;
+        let pairs: Vec<(u32, u64)> = (0..3000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (((x >> 33) % 16) as u32, (x >> 40) % 500)
+            })
+            .collect();
+        let whole = sorted(&pairs, 17, 10_000);
+        assert!(whole[16].is_empty());
+        for chunk in [1, 7, 999, 2999] {
+            assert_eq!(sorted(&pairs, 17, chunk), whole, "chunk {chunk}");
+        }
+        let mut expect: Vec<u64> = pairs.iter().filter(|p| p.0 == 3).map(|p| p.1).collect();
+        expect.sort_unstable();
+        assert_eq!(whole[3], expect);
+    }
+}
