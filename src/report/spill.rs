@@ -21,8 +21,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Connections held in memory before they go to a file, and the rows whose
-/// values one sorted run holds: 128 Ki rows, 7 MiB of them.
+/// Connections held in memory before they go to a file (128 Ki rows, 8 MiB),
+/// and the rows whose values one sorted run holds.
 pub const CHUNK: usize = 1 << 17;
 
 /// Bytes read or written per positional call.
@@ -470,12 +470,6 @@ impl<'a> Run<'a> {
 mod tests {
     use super::*;
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sockscope-spill-{}", std::process::id()));
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     fn all(c: &Chunked<(u32, u64)>) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         c.scan(|_, chunk| -> io::Result<()> {
@@ -488,7 +482,7 @@ mod tests {
 
     #[test]
     fn chunks_come_back_in_order_and_leave_no_file() {
-        let d = dir().join("chunks");
+        let d = std::env::temp_dir().join(format!("sockscope-spill-{}", std::process::id()));
         fs::create_dir_all(&d).unwrap();
         let items: Vec<(u32, u64)> = (0..23u32).map(|i| (i, u64::from(i) * 1000)).collect();
         let mut c = Chunked::with_chunk(&d, 5);
@@ -510,7 +504,7 @@ mod tests {
 
     /// Groups' sorted values, read back by a fold.
     fn sorted(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> Vec<Vec<u64>> {
-        let mut rows = Chunked::with_chunk(&dir(), chunk);
+        let mut rows = Chunked::with_chunk(&std::env::temp_dir(), chunk);
         for p in pairs {
             rows.push(*p).unwrap();
         }
