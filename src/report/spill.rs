@@ -171,9 +171,9 @@ impl<T: Fixed> Chunked<T> {
         Ok(())
     }
 
-    /// All items are in memory (at most a chunk of them).
-    pub fn in_memory(&self) -> bool {
-        self.file.is_none()
+    /// Every item, if all are in memory (at most a chunk of them).
+    pub fn memory(&self) -> Option<&[T]> {
+        self.file.is_none().then_some(&self.mem[..])
     }
 
     /// Every item in arrival order, a slice at a time, with the position of
@@ -223,25 +223,50 @@ struct Grouped {
     values: Vec<u64>,
 }
 
+/// (group, value) pairs that can be listed more than once: the counting
+/// sort reads them twice, so they need not be held as pairs.
+trait Pairs {
+    fn each(&self, f: impl FnMut(u32, u64));
+}
+
+impl Pairs for [(u32, u64)] {
+    fn each(&self, mut f: impl FnMut(u32, u64)) {
+        self.iter().for_each(|&(g, v)| f(g, v));
+    }
+}
+
+/// The pairs that `emit` gives for rows in memory.
+struct Emitted<'a, T, F> {
+    rows: &'a [T],
+    emit: &'a F,
+}
+
+impl<T, F: Fn(usize, &T) -> (u32, Values)> Pairs for Emitted<'_, T, F> {
+    fn each(&self, mut f: impl FnMut(u32, u64)) {
+        for (i, r) in self.rows.iter().enumerate() {
+            let (g, values) = (self.emit)(i, r);
+            values.iter().for_each(|v| f(g, v));
+        }
+    }
+}
+
 impl Grouped {
-    fn new(pairs: &[(u32, u64)], groups: usize) -> Grouped {
+    fn new(groups: usize, pairs: &(impl Pairs + ?Sized)) -> Grouped {
         // First each group's end; filling each group from its end backwards
         // then leaves every cursor at its group's start.
         let mut cursor = vec![0usize; groups];
-        for &(g, _) in pairs {
-            cursor[g as usize] += 1;
-        }
+        pairs.each(|g, _| cursor[g as usize] += 1);
         let mut total = 0;
         for c in &mut cursor {
             total += *c;
             *c = total;
         }
         let mut values = vec![0; total];
-        for &(g, v) in pairs {
+        pairs.each(|g, v| {
             let at = &mut cursor[g as usize];
             *at -= 1;
             values[*at] = v;
-        }
+        });
         let mut grouped = Grouped {
             starts: cursor,
             values,
@@ -265,6 +290,39 @@ impl Grouped {
                 .iter()
                 .map(move |&v| (g as u32, v))
         })
+    }
+}
+
+/// The values one row gives an aggregate: none, one, or two (a socket's
+/// opening and closing).
+#[derive(Clone, Copy)]
+pub struct Values {
+    len: u8,
+    pub(super) values: [u64; 2],
+}
+
+impl Values {
+    pub const NONE: Values = Values {
+        len: 0,
+        values: [0; 2],
+    };
+
+    pub fn one(v: u64) -> Values {
+        Values {
+            len: 1,
+            values: [v, 0],
+        }
+    }
+
+    pub fn two(a: u64, b: u64) -> Values {
+        Values {
+            len: 2,
+            values: [a, b],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.values[..usize::from(self.len)].iter().copied()
     }
 }
 
@@ -317,7 +375,8 @@ impl Runs {
             pairs.sort_unstable();
             self.file.append(pairs.iter().copied())?;
         } else {
-            self.file.append(Grouped::new(pairs, groups).pairs())?;
+            let grouped = Grouped::new(groups, &pairs[..]);
+            self.file.append(grouped.pairs())?;
         }
         pairs.clear();
         Ok(())
@@ -325,23 +384,27 @@ impl Runs {
 }
 
 impl ByGroup {
-    /// Sort the (group, value) pairs `emit` gives for each row of `rows`
-    /// (with its position),
-    /// `groups` groups numbered from 0: in runs of two values per row of a
-    /// chunk, kept in memory if one run holds them all.
-    /// `pairs` is scratch space, left empty (its memory kept for the next).
+    /// Sort what `emit` gives for each row of `rows` (with its position):
+    /// its group, numbered from 0 to `groups`, and its values. In runs of
+    /// two values per row of a chunk, kept in memory if one run holds them
+    /// all; `pairs` is scratch space for a run, left empty.
     pub fn collect<T: Fixed, E: From<io::Error>>(
         rows: &Chunked<T>,
         groups: usize,
         pairs: &mut Vec<(u32, u64)>,
-        mut emit: impl FnMut(usize, &T, &mut Vec<(u32, u64)>),
+        emit: impl Fn(usize, &T) -> (u32, Values),
     ) -> Result<ByGroup, E> {
+        if let Some(rows) = rows.memory() {
+            let grouped = Grouped::new(groups, &Emitted { rows, emit: &emit });
+            return Ok(ByGroup::memory(grouped, groups));
+        }
         let run = 2 * rows.chunk;
         pairs.clear();
         let mut runs: Option<Runs> = None;
         rows.scan(|start, slice| -> Result<(), E> {
             for (i, r) in slice.iter().enumerate() {
-                emit(start + i, r, pairs);
+                let (g, values) = emit(start + i, r);
+                pairs.extend(values.iter().map(|v| (g, v)));
                 if pairs.len() >= run {
                     let runs = match &mut runs {
                         Some(r) => r,
@@ -354,14 +417,9 @@ impl ByGroup {
         })?;
         Ok(match runs {
             None => {
-                let grouped = Grouped::new(pairs, groups);
+                let grouped = Grouped::new(groups, &pairs[..]);
                 pairs.clear();
-                let sizes = (0..groups).map(|g| grouped.range(g).len() as u64).collect();
-                ByGroup {
-                    groups,
-                    sorted: Sorted::Memory(grouped),
-                    sizes,
-                }
+                ByGroup::memory(grouped, groups)
             }
             Some(mut runs) => {
                 runs.add(pairs, groups)?;
@@ -372,6 +430,14 @@ impl ByGroup {
                 }
             }
         })
+    }
+
+    fn memory(grouped: Grouped, groups: usize) -> ByGroup {
+        ByGroup {
+            groups,
+            sizes: (0..groups).map(|g| grouped.range(g).len() as u64).collect(),
+            sorted: Sorted::Memory(grouped),
+        }
     }
 
     /// How many values group `g` holds.
@@ -508,8 +574,8 @@ mod tests {
         for p in pairs {
             rows.push(*p).unwrap();
         }
-        let by = ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p, out| {
-            out.push(*p)
+        let by = ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p| {
+            (p.0, Values::one(p.1))
         })
         .unwrap();
         let got = by

@@ -38,7 +38,7 @@ use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::frame::utc;
-use super::spill::{ByGroup, Chunked, Fixed};
+use super::spill::{ByGroup, Chunked, Fixed, Values};
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
@@ -452,7 +452,7 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
     ) -> PolarsResult<Groups<K, F>> {
         let mut numbers = FxHashMap::default();
         let mut keys = Vec::new();
-        let mut of = conns.rows.in_memory().then(Vec::new);
+        let mut of = conns.rows.memory().map(|_| Vec::new());
         conns.rows.scan(|_, slice| -> PolarsResult<()> {
             for r in slice {
                 let g = key(r).map(|k| {
@@ -480,12 +480,8 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
         })
     }
 
-    /// Sort, by group, what `emit` gives for each grouped row.
-    fn sort(
-        &mut self,
-        conns: &Conns,
-        emit: impl Fn(u32, &Row, &mut Vec<(u32, u64)>),
-    ) -> PolarsResult<ByGroup> {
+    /// Sort, by group, the values `emit` gives for each grouped row.
+    fn sort(&mut self, conns: &Conns, emit: impl Fn(&Row) -> Values) -> PolarsResult<ByGroup> {
         let Groups {
             key,
             numbers,
@@ -493,17 +489,19 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
             of,
             pairs,
         } = self;
-        ByGroup::collect(&conns.rows, keys.len(), pairs, |i, r, out| {
-            let g = match of {
-                Some(of) => of[i],
-                None => key(r)
-                    .and_then(|k| numbers.get(&k).copied())
-                    .unwrap_or(NONE),
-            };
-            if g != NONE {
-                emit(g, r, out);
-            }
-        })
+        let grouped = |g: u32, r: &Row| match g {
+            NONE => (0, Values::NONE),
+            g => (g, emit(r)),
+        };
+        // Two closures rather than a branch in one: each stays small enough
+        // to be inlined into the counting sort's loops.
+        match of {
+            Some(of) => ByGroup::collect(&conns.rows, keys.len(), pairs, |i, r| grouped(of[i], r)),
+            None => ByGroup::collect(&conns.rows, keys.len(), pairs, |_, r| {
+                let g = key(r).and_then(|k| numbers.get(&k).copied());
+                grouped(g.unwrap_or(NONE), r)
+            }),
+        }
     }
 }
 
@@ -519,9 +517,11 @@ fn unordered(u: u64) -> i64 {
 /// A socket open from `start` to `until` as two events, `2t` (opening) and
 /// `2t + 1` (closing), so that a group's sorted events put openings first
 /// at equal times.
-fn events(g: u32, start: Nanos, until: Nanos, out: &mut Vec<(u32, u64)>) {
-    out.push((g, ordered(start.saturating_mul(2))));
-    out.push((g, ordered(until.saturating_mul(2).saturating_add(1))));
+fn events(start: Nanos, until: Nanos) -> Values {
+    Values::two(
+        ordered(start.saturating_mul(2)),
+        ordered(until.saturating_mul(2).saturating_add(1)),
+    )
 }
 
 /// Distinct values per group.
@@ -621,11 +621,7 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         s.to_client += r.resp_bytes;
     })?;
     let mut value = |value: fn(&Row) -> Option<u64>| {
-        groups.sort(conns, move |g, r, out| {
-            if let Some(v) = value(r) {
-                out.push((g, v));
-            }
-        })
+        groups.sort(conns, move |r| value(r).map_or(Values::NONE, Values::one))
     };
     let servers = distinct(&value(|r| Some(u64::from(r.resp)))?)?;
     let clients = distinct(&value(|r| Some(u64::from(r.orig)))?)?;
@@ -634,7 +630,7 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         Some(u64::from(r.orig) << 16 | u64::from(r.orig_port))
     })?)?;
     let median = medians(&value(|r| Some(ordered(r.duration)))?)?;
-    let peak = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.end, out))?)?;
+    let peak = peaks(&groups.sort(conns, |r| events(r.start, r.end))?)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
 
     let mut columns = vec![column_of("proto", &keys, |k| k.0)];
@@ -739,9 +735,9 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
     })?;
-    let ports = distinct(&groups.sort(conns, |g, r, out| out.push((g, u64::from(r.orig_port))))?)?;
-    let open = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.end, out))?)?;
-    let held = peaks(&groups.sort(conns, |g, r, out| events(g, r.start, r.held_until(), out))?)?;
+    let ports = distinct(&groups.sort(conns, |r| Values::one(u64::from(r.orig_port)))?)?;
+    let open = peaks(&groups.sort(conns, |r| events(r.start, r.end))?)?;
+    let held = peaks(&groups.sort(conns, |r| events(r.start, r.held_until()))?)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     let columns = vec![
@@ -794,17 +790,20 @@ mod tests {
         for p in pairs {
             rows.push(*p).unwrap();
         }
-        ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p, out| out.push(*p))
-            .unwrap()
+        ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p| {
+            (p.0, Values::one(p.1))
+        })
+        .unwrap()
     }
 
     /// Events of (group, start, end) sockets.
     fn sockets(s: &[(u32, i64, i64)]) -> Vec<(u32, u64)> {
-        let mut out = Vec::new();
-        for &(g, start, end) in s {
-            events(g, start, end, &mut out);
-        }
-        out
+        s.iter()
+            .flat_map(|&(g, start, end)| {
+                let v = events(start, end);
+                [(g, v.values[0]), (g, v.values[1])]
+            })
+            .collect()
     }
 
     #[test]
@@ -906,7 +905,7 @@ mod tests {
         assert_eq!(read.addrs, kept.addrs);
         // Rows and sorted values in temporary files, 50 rows per chunk.
         let spilled = Conns::load_in_batches(&parquet, 64, 50).unwrap();
-        assert!(!spilled.rows.in_memory());
+        assert!(spilled.rows.memory().is_none());
         let bins = super::super::timeline::Bins::new(0, 1_000_000_000, None);
         let traffic = super::super::traffic::Traffic::default();
         let tables = |c: &Conns| {
