@@ -58,6 +58,8 @@ impl Fixed for (u32, u64) {
 struct TempFile {
     file: File,
     len: u64,
+    /// The name it had, for messages.
+    path: PathBuf,
 }
 
 impl TempFile {
@@ -72,7 +74,7 @@ impl TempFile {
             .open(&path)
             .map_err(|e| named(&path, e))?;
         fs::remove_file(&path).map_err(|e| named(&path, e))?;
-        Ok(TempFile { file, len: 0 })
+        Ok(TempFile { file, len: 0, path })
     }
 
     /// Append `items` encoded, a block at a time.
@@ -91,7 +93,9 @@ impl TempFile {
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, self.len)?;
+        self.file
+            .write_all_at(bytes, self.len)
+            .map_err(|e| named(&self.path, e))?;
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -106,7 +110,9 @@ impl TempFile {
         out: &mut Vec<T>,
     ) -> io::Result<()> {
         bytes.resize(count * T::SIZE, 0);
-        self.file.read_exact_at(bytes, offset)?;
+        self.file
+            .read_exact_at(bytes, offset)
+            .map_err(|e| named(&self.path, e))?;
         out.clear();
         out.extend(bytes.chunks_exact(T::SIZE).map(T::get));
         Ok(())
@@ -118,13 +124,15 @@ impl TempFile {
         for (item, out) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
             item.put(out);
         }
-        self.file.write_all_at(&bytes, offset)
+        self.file
+            .write_all_at(&bytes, offset)
+            .map_err(|e| named(&self.path, e))
     }
 }
 
 /// An I/O error that names the temporary file.
 fn named(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    io::Error::new(e.kind(), format!("temporary file {}: {e}", path.display()))
 }
 
 /// Items in arrival order: the latest chunk in memory, earlier ones in a file.
