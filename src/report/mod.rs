@@ -11,7 +11,7 @@ pub mod summary;
 pub mod text;
 pub mod traffic;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::flow::community_id::community_id;
 use crate::flow::{ConnRecord, RecordSink};
@@ -83,8 +83,6 @@ pub struct RecordWriters {
     /// The columns the fan-in tables need, kept for them (offline runs;
     /// past one chunk in a temporary file).
     conns: Option<tables::ConnsBuilder>,
-    /// The output directory, which their temporary file is named in.
-    dir: PathBuf,
     pub tally: RecordTally,
     /// The first write error; later records are dropped once one occurred.
     error: Option<OutputError>,
@@ -105,7 +103,6 @@ impl RecordWriters {
             parquet: ConnectionsParquet::create(dir)?,
             text: RecordText::default(),
             conns: keep.then(|| tables::ConnsBuilder::new(dir)),
-            dir: dir.to_path_buf(),
             tally: RecordTally::default(),
             error: None,
         })
@@ -120,8 +117,10 @@ impl RecordWriters {
 
     fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
         self.text.fill(r);
-        if let Some(c) = &mut self.conns {
-            c.push(r).map_err(|e| OutputError::new(&self.dir, e))?;
+        // Should the tables' temporary file fail (a full disk), the record
+        // files go on and the tables are read back from connections.parquet.
+        if self.conns.as_mut().is_some_and(|c| c.push(r).is_err()) {
+            self.conns = None;
         }
         self.conn_log.write(r, &self.text)?;
         self.csv.write(r, &self.text)?;
@@ -150,8 +149,7 @@ impl RecordWriters {
         self.conn_log.finish(first, last)?;
         self.csv.finish()?;
         self.parquet.finish()?;
-        let conns = self.conns.map(tables::ConnsBuilder::finish).transpose();
-        let conns = conns.map_err(|e| OutputError::new(&self.dir, e))?;
+        let conns = self.conns.and_then(|c| c.finish().ok());
         Ok((self.tally, conns))
     }
 }

@@ -5,8 +5,9 @@
 //! - what fits in one chunk never touches a file: a capture of up to
 //!   [`CHUNK`] connections is tabled wholly in memory, as before;
 //! - past that, memory is a chunk of rows, two chunks' worth of values being
-//!   sorted into a run, and a block per run being merged, however many
-//!   connections there are;
+//!   sorted into a run, and the blocks of the runs being merged, which share
+//!   a fixed budget (down to a floor per run that a billion connections
+//!   would take to matter);
 //! - a temporary file is unlinked as soon as it is created (it lives as long
 //!   as its handle), so no run, finished or killed, leaves one behind; it is
 //!   made in the output directory, on disk, not in a `/tmp` that may be RAM;
@@ -21,8 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Connections held in memory before they go to a file (128 Ki rows, 8 MiB),
-/// and the rows whose values one sorted run holds.
+/// Connections held in memory before they go to a file (128 Ki rows, 8 MiB);
+/// a sorted run holds twice as many values.
 pub const CHUNK: usize = 1 << 17;
 
 /// Bytes read or written per positional call.
@@ -30,6 +31,11 @@ const BLOCK: usize = 1 << 16;
 
 /// Items read back from a file per slice handed out.
 const PIECE: usize = 8192;
+
+/// Bytes of blocks that the runs of one merge share, and the fewest pairs a
+/// run's block holds however many runs there are.
+const MERGE_BUDGET: usize = 4 << 20;
+const MIN_BLOCK: usize = 256;
 
 /// A fixed-size binary form, for values kept in temporary files.
 pub trait Fixed: Copy {
@@ -65,20 +71,38 @@ struct TempFile {
 impl TempFile {
     fn create(dir: &Path) -> io::Result<TempFile> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".spill-{}-{n}.tmp", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| named(&path, e))?;
-        fs::remove_file(&path).map_err(|e| named(&path, e))?;
-        Ok(TempFile { file, len: 0, path })
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".spill-{}-{n}.tmp", std::process::id()));
+            let opened = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            match opened {
+                Ok(file) => {
+                    fs::remove_file(&path).map_err(|e| named(&path, e))?;
+                    return Ok(TempFile { file, len: 0, path });
+                }
+                // Left by a killed run whose process id was ours: next name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(named(&path, e)),
+            }
+        }
     }
 
-    /// Append `items` encoded, a block at a time.
+    /// Append `items` encoded, a block at a time; after an error nothing of
+    /// them counts as written.
     fn append<T: Fixed>(&mut self, items: impl Iterator<Item = T>) -> io::Result<()> {
+        let start = self.len;
+        let written = self.append_blocks(items);
+        if written.is_err() {
+            self.len = start;
+        }
+        written
+    }
+
+    fn append_blocks<T: Fixed>(&mut self, items: impl Iterator<Item = T>) -> io::Result<()> {
         let mut block = Vec::with_capacity(BLOCK);
         for item in items {
             let at = block.len();
@@ -118,14 +142,14 @@ impl TempFile {
         Ok(())
     }
 
-    /// Overwrite the items at `offset`.
-    fn rewrite<T: Fixed>(&self, offset: u64, items: &[T]) -> io::Result<()> {
-        let mut bytes = vec![0; items.len() * T::SIZE];
+    /// Overwrite the items at `offset`, encoded through `bytes`.
+    fn rewrite<T: Fixed>(&self, offset: u64, items: &[T], bytes: &mut Vec<u8>) -> io::Result<()> {
+        bytes.resize(items.len() * T::SIZE, 0);
         for (item, out) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
             item.put(out);
         }
         self.file
-            .write_all_at(&bytes, offset)
+            .write_all_at(bytes, offset)
             .map_err(|e| named(&self.path, e))
     }
 }
@@ -179,6 +203,14 @@ impl<T: Fixed> Chunked<T> {
         Ok(())
     }
 
+    /// The items in the file, a piece at a time: (first item, count).
+    fn pieces(&self) -> impl Iterator<Item = (usize, usize)> + use<T> {
+        let spilled = self.spilled;
+        (0..spilled)
+            .step_by(PIECE)
+            .map(move |start| (start, PIECE.min(spilled - start)))
+    }
+
     /// Every item, if all are in memory (at most a chunk of them).
     pub fn memory(&self) -> Option<&[T]> {
         self.file.is_none().then_some(&self.mem[..])
@@ -192,8 +224,7 @@ impl<T: Fixed> Chunked<T> {
     ) -> Result<(), E> {
         if let Some(file) = &self.file {
             let (mut bytes, mut items) = (Vec::new(), Vec::new());
-            for start in (0..self.spilled).step_by(PIECE) {
-                let n = PIECE.min(self.spilled - start);
+            for (start, n) in self.pieces() {
                 file.read((start * T::SIZE) as u64, n, &mut bytes, &mut items)?;
                 f(start, &items)?;
             }
@@ -208,12 +239,11 @@ impl<T: Fixed> Chunked<T> {
     pub fn update(&mut self, f: impl Fn(&mut T)) -> io::Result<()> {
         if let Some(file) = &self.file {
             let (mut bytes, mut items) = (Vec::new(), Vec::new());
-            for start in (0..self.spilled).step_by(PIECE) {
-                let n = PIECE.min(self.spilled - start);
+            for (start, n) in self.pieces() {
                 let offset = (start * T::SIZE) as u64;
                 file.read(offset, n, &mut bytes, &mut items)?;
                 items.iter_mut().for_each(&f);
-                file.rewrite(offset, &items)?;
+                file.rewrite(offset, &items, &mut bytes)?;
             }
         }
         self.mem.iter_mut().for_each(f);
@@ -225,6 +255,8 @@ impl<T: Fixed> Chunked<T> {
 /// that every aggregate then sorts only its own group's 8-byte values in
 /// place (one sort of all (group, value) pairs moved twice the bytes and
 /// compared pairs; on the clients table, most groups hold one or two).
+/// Its cost has a term per group, which is why a run with fewer pairs than
+/// groups sorts its pairs instead.
 struct Grouped {
     /// Where each group's values begin; a group ends where the next begins.
     starts: Vec<usize>,
@@ -306,7 +338,7 @@ impl Grouped {
 #[derive(Clone, Copy)]
 pub struct Values {
     len: u8,
-    pub(super) values: [u64; 2],
+    values: [u64; 2],
 }
 
 impl Values {
@@ -393,7 +425,7 @@ impl Runs {
 
 impl ByGroup {
     /// Sort what `emit` gives for each row of `rows` (with its position):
-    /// its group, numbered from 0 to `groups`, and its values. In runs of
+    /// its group, numbered below `groups`, and its values. In runs of
     /// two values per row of a chunk, kept in memory if one run holds them
     /// all; `pairs` is scratch space for a run, left empty.
     pub fn collect<T: Fixed, E: From<io::Error>>(
@@ -470,14 +502,17 @@ impl ByGroup {
                 }
             }
             Sorted::Runs(runs) => {
+                let k = runs.list.len();
+                let block = (MERGE_BUDGET / (k.max(1) * 16)).clamp(MIN_BLOCK, BLOCK / 12);
                 let mut readers = runs
                     .list
                     .iter()
-                    .map(|&(offset, len)| Run::new(&runs.file, offset, len))
+                    .map(|&(offset, len)| Run::new(&runs.file, offset, len, block))
                     .collect::<Vec<_>>();
-                let mut heads = BinaryHeap::with_capacity(readers.len());
+                let mut bytes = Vec::new();
+                let mut heads = BinaryHeap::with_capacity(k);
                 for (i, r) in readers.iter_mut().enumerate() {
-                    if let Some(p) = r.next()? {
+                    if let Some(p) = r.next(&mut bytes)? {
                         heads.push(Reverse((p, i)));
                     }
                 }
@@ -486,7 +521,7 @@ impl ByGroup {
                 while let Some(mut top) = heads.peek_mut() {
                     let Reverse(((g, v), i)) = *top;
                     step(&mut acc[g as usize], g, v);
-                    match readers[i].next()? {
+                    match readers[i].next(&mut bytes)? {
                         Some(p) => *top = Reverse((p, i)),
                         None => {
                             PeekMut::pop(top);
@@ -503,34 +538,34 @@ impl ByGroup {
 struct Run<'a> {
     file: &'a TempFile,
     offset: u64,
-    /// Pairs still in the file.
+    /// Pairs still in the file, and per block.
     left: usize,
-    bytes: Vec<u8>,
+    per_block: usize,
     block: Vec<(u32, u64)>,
     at: usize,
 }
 
 impl<'a> Run<'a> {
-    fn new(file: &'a TempFile, offset: u64, len: usize) -> Run<'a> {
+    fn new(file: &'a TempFile, offset: u64, len: usize, per_block: usize) -> Run<'a> {
         Run {
             file,
             offset,
             left: len,
-            bytes: Vec::new(),
+            per_block,
             block: Vec::new(),
             at: 0,
         }
     }
 
-    fn next(&mut self) -> io::Result<Option<(u32, u64)>> {
+    /// The next pair, reading a block through `bytes` when one is used up.
+    fn next(&mut self, bytes: &mut Vec<u8>) -> io::Result<Option<(u32, u64)>> {
         if self.at == self.block.len() {
             if self.left == 0 {
                 return Ok(None);
             }
             type Pair = (u32, u64);
-            let n = (BLOCK / Pair::SIZE).min(self.left);
-            self.file
-                .read(self.offset, n, &mut self.bytes, &mut self.block)?;
+            let n = self.per_block.min(self.left);
+            self.file.read(self.offset, n, bytes, &mut self.block)?;
             self.offset += (n * Pair::SIZE) as u64;
             self.left -= n;
             self.at = 0;
@@ -538,6 +573,22 @@ impl<'a> Run<'a> {
         self.at += 1;
         Ok(Some(self.block[self.at - 1]))
     }
+}
+
+/// Values by group from (group, values) rows, `chunk` values to a chunk in
+/// the system's temporary directory: what the tables' tests aggregate.
+#[cfg(test)]
+pub(super) fn by_group(rows: &[(u32, Values)], groups: usize, chunk: usize) -> ByGroup {
+    let mut stored = Chunked::with_chunk(&std::env::temp_dir(), chunk);
+    for (g, values) in rows {
+        for v in values.iter() {
+            stored.push((*g, v)).unwrap();
+        }
+    }
+    ByGroup::collect::<_, io::Error>(&stored, groups, &mut Vec::new(), |_, p| {
+        (p.0, Values::one(p.1))
+    })
+    .unwrap()
 }
 
 #[cfg(test)]
@@ -578,14 +629,8 @@ mod tests {
 
     /// Groups' sorted values, read back by a fold.
     fn sorted(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> Vec<Vec<u64>> {
-        let mut rows = Chunked::with_chunk(&std::env::temp_dir(), chunk);
-        for p in pairs {
-            rows.push(*p).unwrap();
-        }
-        let by = ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p| {
-            (p.0, Values::one(p.1))
-        })
-        .unwrap();
+        let rows: Vec<_> = pairs.iter().map(|&(g, v)| (g, Values::one(v))).collect();
+        let by = by_group(&rows, groups, chunk);
         let got = by
             .fold(Vec::new(), |acc: &mut Vec<u64>, _, v| acc.push(v))
             .unwrap();

@@ -770,7 +770,7 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spill::CHUNK;
+    use super::super::spill::{CHUNK, by_group};
     use super::*;
 
     #[test]
@@ -783,27 +783,16 @@ mod tests {
         assert!(parse_addr("not an address").is_err());
     }
 
-    /// (group, value) pairs sorted by group, `chunk` of them per run.
-    fn by_group(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> ByGroup {
-        let dir = std::env::temp_dir();
-        let mut rows = Chunked::with_chunk(&dir, chunk);
-        for p in pairs {
-            rows.push(*p).unwrap();
-        }
-        ByGroup::collect::<_, io::Error>(&rows, groups, &mut Vec::new(), |_, p| {
-            (p.0, Values::one(p.1))
-        })
-        .unwrap()
+    /// Events of (group, start, end) sockets.
+    fn sockets(s: &[(u32, i64, i64)]) -> Vec<(u32, Values)> {
+        s.iter()
+            .map(|&(g, start, end)| (g, events(start, end)))
+            .collect()
     }
 
-    /// Events of (group, start, end) sockets.
-    fn sockets(s: &[(u32, i64, i64)]) -> Vec<(u32, u64)> {
-        s.iter()
-            .flat_map(|&(g, start, end)| {
-                let v = events(start, end);
-                [(g, v.values[0]), (g, v.values[1])]
-            })
-            .collect()
+    /// Single values by group.
+    fn single(v: &[(u32, u64)]) -> Vec<(u32, Values)> {
+        v.iter().map(|&(g, v)| (g, Values::one(v))).collect()
     }
 
     #[test]
@@ -828,7 +817,7 @@ mod tests {
     fn medians_take_the_midpoint_of_an_even_group() {
         let v = [(0, 4), (1, 7), (0, 1), (0, 10), (0, 2), (1, -3)].map(|(g, v)| (g, ordered(v)));
         for chunk in [1, 2, 100] {
-            let m = medians(&by_group(&v, 3, chunk)).unwrap();
+            let m = medians(&by_group(&single(&v), 3, chunk)).unwrap();
             assert_eq!(m[..2], [3.0, 2.0], "chunk {chunk}");
             assert!(m[2].is_nan());
         }
@@ -837,7 +826,8 @@ mod tests {
     #[test]
     fn distinct_counts_per_group() {
         for chunk in [1, 2, 100] {
-            let d = distinct(&by_group(&[(0, 5), (2, 5), (0, 5), (0, 6)], 4, chunk)).unwrap();
+            let d = single(&[(0, 5), (2, 5), (0, 5), (0, 6)]);
+            let d = distinct(&by_group(&d, 4, chunk)).unwrap();
             assert_eq!(d, [2, 0, 1, 0], "chunk {chunk}");
         }
     }
