@@ -32,6 +32,9 @@ const BLOCK: usize = 1 << 16;
 /// Items read back from a file per slice handed out.
 const PIECE: usize = 8192;
 
+/// A row's group when it is in none.
+pub const NO_GROUP: u32 = u32::MAX;
+
 /// Bytes of blocks that the runs of one merge share, and the fewest pairs a
 /// run's block holds however many runs there are.
 const MERGE_BUDGET: usize = 4 << 20;
@@ -57,6 +60,31 @@ impl Fixed for (u32, u64) {
         g.copy_from_slice(&b[..4]);
         v.copy_from_slice(&b[4..12]);
         (u32::from_le_bytes(g), u64::from_le_bytes(v))
+    }
+}
+
+/// Group numbers beside the rows they number.
+impl Fixed for u32 {
+    const SIZE: usize = 4;
+    fn put(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+/// Single values, in the tests' stores.
+#[cfg(test)]
+impl Fixed for u64 {
+    const SIZE: usize = 8;
+    fn put(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        let mut v = [0; 8];
+        v.copy_from_slice(&b[..8]);
+        u64::from_le_bytes(v)
     }
 }
 
@@ -211,6 +239,32 @@ impl<T: Fixed> Chunked<T> {
             .map(move |start| (start, PIECE.min(spilled - start)))
     }
 
+    /// An empty store that spills where and when this one does: filled in
+    /// step with it, the two can be read together by [`Chunked::scan_with`].
+    pub fn beside<U: Fixed>(&self) -> Chunked<U> {
+        Chunked::with_chunk(&self.dir, self.chunk)
+    }
+
+    /// Every item with its counterpart in `other`, a store made by
+    /// [`Chunked::beside`] and filled in step: the same items spilled, so
+    /// the pieces line up.
+    pub fn scan_with<U: Fixed, E: From<io::Error>>(
+        &self,
+        other: &Chunked<U>,
+        mut f: impl FnMut(&[T], &[U]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        debug_assert_eq!((self.len(), self.chunk), (other.len(), other.chunk));
+        if let (Some(a), Some(b)) = (&self.file, &other.file) {
+            let (mut bytes, mut mine, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+            for (start, n) in self.pieces() {
+                a.read((start * T::SIZE) as u64, n, &mut bytes, &mut mine)?;
+                b.read((start * U::SIZE) as u64, n, &mut bytes, &mut theirs)?;
+                f(&mine, &theirs)?;
+            }
+        }
+        f(&self.mem, &other.mem)
+    }
+
     /// Every item, if all are in memory (at most a chunk of them).
     pub fn memory(&self) -> Option<&[T]> {
         self.file.is_none().then_some(&self.mem[..])
@@ -275,17 +329,19 @@ impl Pairs for [(u32, u64)] {
     }
 }
 
-/// The pairs that `emit` gives for rows in memory.
+/// The values `emit` gives for rows in memory, with the rows' groups.
 struct Emitted<'a, T, F> {
     rows: &'a [T],
+    groups: &'a [u32],
     emit: &'a F,
 }
 
-impl<T, F: Fn(usize, &T) -> (u32, Values)> Pairs for Emitted<'_, T, F> {
+impl<T, F: Fn(&T) -> Values> Pairs for Emitted<'_, T, F> {
     fn each(&self, mut f: impl FnMut(u32, u64)) {
-        for (i, r) in self.rows.iter().enumerate() {
-            let (g, values) = (self.emit)(i, r);
-            values.iter().for_each(|v| f(g, v));
+        for (r, &g) in self.rows.iter().zip(self.groups) {
+            if g != NO_GROUP {
+                (self.emit)(r).iter().for_each(|v| f(g, v));
+            }
         }
     }
 }
@@ -424,27 +480,35 @@ impl Runs {
 }
 
 impl ByGroup {
-    /// Sort what `emit` gives for each row of `rows` (with its position):
-    /// its group, numbered below `groups`, and its values. In runs of
-    /// two values per row of a chunk, kept in memory if one run holds them
-    /// all; `pairs` is scratch space for a run, left empty.
+    /// Sort, by group, the values `emit` gives for each row of `rows` whose
+    /// group in `of` (filled in step with the rows) is not [`NO_GROUP`];
+    /// groups are numbered below `groups`. In runs of two values per row of
+    /// a chunk, kept in memory if one run holds them all; `pairs` is scratch
+    /// space for a run, left empty.
     pub fn collect<T: Fixed, E: From<io::Error>>(
         rows: &Chunked<T>,
+        of: &Chunked<u32>,
         groups: usize,
         pairs: &mut Vec<(u32, u64)>,
-        emit: impl Fn(usize, &T) -> (u32, Values),
+        emit: impl Fn(&T) -> Values,
     ) -> Result<ByGroup, E> {
-        if let Some(rows) = rows.memory() {
-            let grouped = Grouped::new(groups, &Emitted { rows, emit: &emit });
-            return Ok(ByGroup::memory(grouped, groups));
+        if let (Some(rows), Some(of)) = (rows.memory(), of.memory()) {
+            let emitted = Emitted {
+                rows,
+                groups: of,
+                emit: &emit,
+            };
+            return Ok(ByGroup::memory(Grouped::new(groups, &emitted), groups));
         }
         let run = 2 * rows.chunk;
         pairs.clear();
         let mut runs: Option<Runs> = None;
-        rows.scan(|start, slice| -> Result<(), E> {
-            for (i, r) in slice.iter().enumerate() {
-                let (g, values) = emit(start + i, r);
-                pairs.extend(values.iter().map(|v| (g, v)));
+        rows.scan_with(of, |rows_slice, of_slice| -> Result<(), E> {
+            for (r, &g) in rows_slice.iter().zip(of_slice) {
+                if g == NO_GROUP {
+                    continue;
+                }
+                pairs.extend(emit(r).iter().map(|v| (g, v)));
                 if pairs.len() >= run {
                     let runs = match &mut runs {
                         Some(r) => r,
@@ -580,15 +644,15 @@ impl<'a> Run<'a> {
 #[cfg(test)]
 pub(super) fn by_group(rows: &[(u32, Values)], groups: usize, chunk: usize) -> ByGroup {
     let mut stored = Chunked::with_chunk(&std::env::temp_dir(), chunk);
+    let mut of = stored.beside();
     for (g, values) in rows {
         for v in values.iter() {
-            stored.push((*g, v)).unwrap();
+            stored.push(v).unwrap();
+            of.push(*g).unwrap();
         }
     }
-    ByGroup::collect::<_, io::Error>(&stored, groups, &mut Vec::new(), |_, p| {
-        (p.0, Values::one(p.1))
-    })
-    .unwrap()
+    ByGroup::collect::<_, io::Error>(&stored, &of, groups, &mut Vec::new(), |&v| Values::one(v))
+        .unwrap()
 }
 
 #[cfg(test)]

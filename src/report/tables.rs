@@ -38,7 +38,7 @@ use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::frame::utc;
-use super::spill::{ByGroup, Chunked, Fixed, Values};
+use super::spill::{ByGroup, Chunked, Fixed, NO_GROUP, Values};
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
@@ -427,32 +427,27 @@ impl Conns {
 }
 
 /// Rows numbered by group: by a key, in order of first appearance.
-struct Groups<K, F> {
-    /// A row's key, none for rows outside every group.
-    key: F,
-    numbers: FxHashMap<K, u32>,
+struct Groups<K> {
     keys: Vec<K>,
-    /// Each row's group ([`NONE`] outside), kept while the rows are all in
-    /// memory; else each pass looks its keys up again.
-    of: Option<Vec<u32>>,
+    /// Each row's group ([`NO_GROUP`] outside all), in step with the rows:
+    /// in memory while they are, else beside them in a temporary file.
+    of: Chunked<u32>,
     /// Scratch space of the sorts.
     pairs: Vec<(u32, u64)>,
 }
 
-/// Not in any group.
-const NONE: u32 = u32::MAX;
-
-impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
-    /// Number the rows of `conns`; `each` gets every grouped row with its
-    /// group (the pass that also counts per group).
+impl<K: Hash + Eq + Copy> Groups<K> {
+    /// Number the rows of `conns` by `key` (none: in no group); `each` gets
+    /// every grouped row with its group (the pass that also counts per
+    /// group).
     fn number(
         conns: &Conns,
-        key: F,
+        key: impl Fn(&Row) -> Option<K>,
         mut each: impl FnMut(usize, &Row),
-    ) -> PolarsResult<Groups<K, F>> {
+    ) -> PolarsResult<Groups<K>> {
         let mut numbers = FxHashMap::default();
         let mut keys = Vec::new();
-        let mut of = conns.rows.memory().map(|_| Vec::new());
+        let mut of = conns.rows.beside();
         conns.rows.scan(|_, slice| -> PolarsResult<()> {
             for r in slice {
                 let g = key(r).map(|k| {
@@ -462,9 +457,7 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
                         next
                     })
                 });
-                if let Some(of) = &mut of {
-                    of.push(g.unwrap_or(NONE));
-                }
+                of.push(g.unwrap_or(NO_GROUP))?;
                 if let Some(g) = g {
                     each(g as usize, r);
                 }
@@ -472,8 +465,6 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
             Ok(())
         })?;
         Ok(Groups {
-            key,
-            numbers,
             keys,
             of,
             pairs: Vec::new(),
@@ -482,26 +473,8 @@ impl<K: Hash + Eq + Copy, F: Fn(&Row) -> Option<K>> Groups<K, F> {
 
     /// Sort, by group, the values `emit` gives for each grouped row.
     fn sort(&mut self, conns: &Conns, emit: impl Fn(&Row) -> Values) -> PolarsResult<ByGroup> {
-        let Groups {
-            key,
-            numbers,
-            keys,
-            of,
-            pairs,
-        } = self;
-        let grouped = |g: u32, r: &Row| match g {
-            NONE => (0, Values::NONE),
-            g => (g, emit(r)),
-        };
-        // Two closures rather than a branch in one: each stays small enough
-        // to be inlined into the counting sort's loops.
-        match of {
-            Some(of) => ByGroup::collect(&conns.rows, keys.len(), pairs, |i, r| grouped(of[i], r)),
-            None => ByGroup::collect(&conns.rows, keys.len(), pairs, |_, r| {
-                let g = key(r).and_then(|k| numbers.get(&k).copied());
-                grouped(g.unwrap_or(NONE), r)
-            }),
-        }
+        let n = self.keys.len();
+        ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, emit)
     }
 }
 
