@@ -270,23 +270,22 @@ impl<T: Fixed> Chunked<T> {
         self.file.is_none().then_some(&self.mem[..])
     }
 
-    /// Every item in arrival order, a slice at a time, with the position of
-    /// the slice's first item.
+    /// Every item in arrival order, a slice at a time.
     pub fn scan<E: From<io::Error>>(
         &self,
-        mut f: impl FnMut(usize, &[T]) -> Result<(), E>,
+        mut f: impl FnMut(&[T]) -> Result<(), E>,
     ) -> Result<(), E> {
         if let Some(file) = &self.file {
             let (mut bytes, mut items) = (Vec::new(), Vec::new());
             for (start, n) in self.pieces() {
                 file.read((start * T::SIZE) as u64, n, &mut bytes, &mut items)?;
-                f(start, &items)?;
+                f(&items)?;
             }
         }
         if self.mem.is_empty() {
             return Ok(());
         }
-        f(self.spilled, &self.mem)
+        f(&self.mem)
     }
 
     /// Change every item in place.
@@ -661,7 +660,7 @@ mod tests {
 
     fn all(c: &Chunked<(u32, u64)>) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
-        c.scan(|_, chunk| -> io::Result<()> {
+        c.scan(|chunk| -> io::Result<()> {
             out.extend_from_slice(chunk);
             Ok(())
         })

@@ -421,8 +421,8 @@ impl Conns {
     }
 
     /// Every row, a slice at a time.
-    pub(super) fn scan(&self, mut f: impl FnMut(&[Row]) -> PolarsResult<()>) -> PolarsResult<()> {
-        self.rows.scan(|_, slice| f(slice))
+    pub(super) fn scan(&self, f: impl FnMut(&[Row]) -> PolarsResult<()>) -> PolarsResult<()> {
+        self.rows.scan(f)
     }
 }
 
@@ -448,7 +448,7 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         let mut numbers = FxHashMap::default();
         let mut keys = Vec::new();
         let mut of = conns.rows.beside();
-        conns.rows.scan(|_, slice| -> PolarsResult<()> {
+        conns.rows.scan(|slice| -> PolarsResult<()> {
             for r in slice {
                 let g = key(r).map(|k| {
                     let next = keys.len() as u32;
