@@ -164,28 +164,42 @@ impl std::fmt::Debug for Conns {
     }
 }
 
-/// Address ids in order of first appearance. Addresses stay 16-byte
-/// values until a finished table names them: on a flood of spoofed sources
-/// their text (and a map keyed by it) took several times the rows' memory.
-#[derive(Default)]
-struct AddressIds {
-    ids: FxHashMap<Addr, u32>,
-    addrs: Vec<Addr>,
+/// Numbers for keys in order of first appearance: address ids, and the
+/// tables' group numbers.
+struct Numbering<K> {
+    ids: FxHashMap<K, u32>,
+    keys: Vec<K>,
 }
 
-impl AddressIds {
-    fn id(&mut self, a: Addr) -> u32 {
-        let next = self.addrs.len() as u32;
-        *self.ids.entry(a).or_insert_with(|| {
-            self.addrs.push(a);
+impl<K> Default for Numbering<K> {
+    fn default() -> Self {
+        Numbering {
+            ids: FxHashMap::default(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Numbering<K> {
+    fn id(&mut self, k: K) -> u32 {
+        let next = self.keys.len() as u32;
+        *self.ids.entry(k).or_insert_with(|| {
+            self.keys.push(k);
             next
         })
     }
+}
 
+/// Address ids. Addresses stay 16-byte values until a finished table names
+/// them: on a flood of spoofed sources their text (and a map keyed by it)
+/// took several times the rows' memory.
+type AddressIds = Numbering<Addr>;
+
+impl AddressIds {
     /// The finished rows, with ids renumbered in address order.
     fn finish(self, mut rows: Chunked<Row>) -> io::Result<Conns> {
         drop(self.ids);
-        let (addrs, new_id) = order_ids(self.addrs);
+        let (addrs, new_id) = order_ids(self.keys);
         rows.update(|r| {
             r.orig = new_id[r.orig as usize];
             r.resp = new_id[r.resp as usize];
@@ -445,18 +459,11 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         key: impl Fn(&Row) -> Option<K>,
         mut each: impl FnMut(usize, &Row),
     ) -> PolarsResult<Groups<K>> {
-        let mut numbers = FxHashMap::default();
-        let mut keys = Vec::new();
+        let mut numbering = Numbering::default();
         let mut of = conns.rows.beside();
         conns.rows.scan(|slice| -> PolarsResult<()> {
             for r in slice {
-                let g = key(r).map(|k| {
-                    let next = keys.len() as u32;
-                    *numbers.entry(k).or_insert_with(|| {
-                        keys.push(k);
-                        next
-                    })
-                });
+                let g = key(r).map(|k| numbering.id(k));
                 of.push(g.unwrap_or(NO_GROUP))?;
                 if let Some(g) = g {
                     each(g as usize, r);
@@ -465,7 +472,7 @@ impl<K: Hash + Eq + Copy> Groups<K> {
             Ok(())
         })?;
         Ok(Groups {
-            keys,
+            keys: numbering.keys,
             of,
             pairs: Vec::new(),
         })
