@@ -424,9 +424,8 @@ impl Values {
 /// Values by group number, sorted within each group: what the tables'
 /// distinct counts, medians and peaks read in one pass.
 pub struct ByGroup {
-    groups: usize,
     sorted: Sorted,
-    /// Values per group.
+    /// Values per group (and so how many groups).
     sizes: Vec<u64>,
 }
 
@@ -455,10 +454,11 @@ impl Runs {
     }
 
     /// Sort `pairs` into a new run and clear them.
-    fn add(&mut self, pairs: &mut Vec<(u32, u64)>, groups: usize) -> io::Result<()> {
+    fn add(&mut self, pairs: &mut Vec<(u32, u64)>) -> io::Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
+        let groups = self.sizes.len();
         for &(g, _) in pairs.iter() {
             self.sizes[g as usize] += 1;
         }
@@ -497,7 +497,7 @@ impl ByGroup {
                 groups: of,
                 emit: &emit,
             };
-            return Ok(ByGroup::memory(Grouped::new(groups, &emitted), groups));
+            return Ok(ByGroup::memory(Grouped::new(groups, &emitted)));
         }
         let run = 2 * rows.chunk;
         pairs.clear();
@@ -513,7 +513,7 @@ impl ByGroup {
                         Some(r) => r,
                         None => runs.insert(Runs::create(&rows.dir, groups)?),
                     };
-                    runs.add(pairs, groups)?;
+                    runs.add(pairs)?;
                 }
             }
             Ok(())
@@ -522,12 +522,11 @@ impl ByGroup {
             None => {
                 let grouped = Grouped::new(groups, &pairs[..]);
                 pairs.clear();
-                ByGroup::memory(grouped, groups)
+                ByGroup::memory(grouped)
             }
             Some(mut runs) => {
-                runs.add(pairs, groups)?;
+                runs.add(pairs)?;
                 ByGroup {
-                    groups,
                     sizes: std::mem::take(&mut runs.sizes),
                     sorted: Sorted::Runs(runs),
                 }
@@ -535,9 +534,9 @@ impl ByGroup {
         })
     }
 
-    fn memory(grouped: Grouped, groups: usize) -> ByGroup {
+    fn memory(grouped: Grouped) -> ByGroup {
+        let groups = grouped.starts.len();
         ByGroup {
-            groups,
             sizes: (0..groups).map(|g| grouped.range(g).len() as u64).collect(),
             sorted: Sorted::Memory(grouped),
         }
@@ -555,7 +554,7 @@ impl ByGroup {
         init: A,
         mut step: impl FnMut(&mut A, u32, u64),
     ) -> io::Result<Vec<A>> {
-        let mut acc = vec![init; self.groups];
+        let mut acc = vec![init; self.sizes.len()];
         match &self.sorted {
             Sorted::Memory(grouped) => {
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -566,7 +565,10 @@ impl ByGroup {
             }
             Sorted::Runs(runs) => {
                 let k = runs.list.len();
-                let block = (MERGE_BUDGET / (k.max(1) * 16)).clamp(MIN_BLOCK, BLOCK / 12);
+                // Decoded pairs take 16 bytes in memory, 12 in the file.
+                let decoded = std::mem::size_of::<(u32, u64)>();
+                let block = (MERGE_BUDGET / (k.max(1) * decoded))
+                    .clamp(MIN_BLOCK, BLOCK / <(u32, u64)>::SIZE);
                 let mut readers = runs
                     .list
                     .iter()
