@@ -301,11 +301,6 @@ fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, fallback: 
 }
 
 impl Conns {
-    /// How many connections.
-    pub fn rows(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Read the columns the tables need from connections.parquet.
     pub fn load(parquet: &Path) -> PolarsResult<Conns> {
         Conns::load_in_batches(parquet, LOAD_BATCH, super::spill::CHUNK)
@@ -870,8 +865,9 @@ mod tests {
         // 7 does not divide the row count: the last batch is a short one.
         let parquet = dir.join("connections.parquet");
         let read = Conns::load_in_batches(&parquet, 7, CHUNK).unwrap();
-        assert!(kept.rows() > 100 && kept.rows() % 7 != 0, "{}", kept.rows());
-        assert_eq!(read.rows(), kept.rows());
+        let rows = kept.rows.len();
+        assert!(rows > 100 && rows % 7 != 0, "{rows}");
+        assert_eq!(read.rows.len(), rows);
         assert_eq!(read.addrs, kept.addrs);
         // Rows and sorted values in temporary files, 50 rows per chunk.
         let spilled = Conns::load_in_batches(&parquet, 64, 50).unwrap();
