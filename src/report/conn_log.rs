@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::flow::ConnRecord;
 use crate::source::Nanos;
 
-use super::output::{Mode, OutFile, OutputError};
+use super::output::{LineFile, Mode, OutputError};
 use super::site::is_local;
 use super::{RecordText, text};
 
@@ -40,8 +40,7 @@ pub const FIELDS: &[(&str, &str)] = &[
 ];
 
 pub struct ConnLog {
-    file: OutFile,
-    buf: Vec<u8>,
+    file: LineFile,
     header_written: bool,
     /// Connections are keyed by VLAN too: log `id.ctx.vlan`/`id.ctx.inner_vlan`.
     vlan_key: bool,
@@ -67,8 +66,7 @@ pub fn fields(vlan_key: bool) -> Vec<(&'static str, &'static str)> {
 impl ConnLog {
     pub fn create(dir: &Path, vlan_key: bool, mode: Mode) -> Result<ConnLog, OutputError> {
         Ok(ConnLog {
-            file: OutFile::with_mode(dir, "conn.log", mode)?,
-            buf: Vec::with_capacity(1 << 16),
+            file: LineFile::with_mode(dir, "conn.log", mode)?,
             header_written: false,
             vlan_key,
         })
@@ -97,7 +95,7 @@ impl ConnLog {
         if !self.header_written {
             self.header(r.start)?;
         }
-        let b = &mut self.buf;
+        let b = self.file.line();
         text::secs6(b, r.start);
         b.push(b'\t');
         b.extend_from_slice(t.uid().as_bytes());
@@ -156,25 +154,17 @@ impl ConnLog {
             opt(b, v);
         }
         b.push(b'\n');
-        if b.len() > 1 << 15 {
-            self.file.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        self.file.end_line()
     }
 
     /// Push every complete line to the file.
     pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.file.write_all(&self.buf)?;
-        self.buf.clear();
         self.file.flush()
     }
 
     /// Write `#close` and move the file into place.
     pub fn finish(mut self, open: Nanos, close: Nanos) -> Result<PathBuf, OutputError> {
         self.header(open)?;
-        self.file.write_all(&self.buf)?;
-        self.buf.clear();
         self.file
             .write_all(format!("#close\t{}\n", text::zeek_date(close)).as_bytes())?;
         self.file.commit()

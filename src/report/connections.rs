@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::flow::{ConnRecord, Side};
 use crate::source::Nanos;
 
-use super::output::{Mode, OutFile, OutputError};
+use super::output::{LineFile, Mode, OutputError};
 use super::site::is_local;
 use super::{RecordText, text};
 
@@ -54,8 +54,7 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 pub struct ConnectionsCsv {
-    file: OutFile,
-    buf: Vec<u8>,
+    file: LineFile,
 }
 
 fn opt_ts(b: &mut Vec<u8>, ts: Option<Nanos>) {
@@ -72,16 +71,13 @@ fn side(b: &mut Vec<u8>, s: Option<Side>) {
 
 impl ConnectionsCsv {
     pub fn create(dir: &Path, mode: Mode) -> Result<ConnectionsCsv, OutputError> {
-        let mut file = OutFile::with_mode(dir, "connections.csv", mode)?;
+        let mut file = LineFile::with_mode(dir, "connections.csv", mode)?;
         file.write_all(format!("{}\n", COLUMNS.join(",")).as_bytes())?;
-        Ok(ConnectionsCsv {
-            file,
-            buf: Vec::with_capacity(1 << 16),
-        })
+        Ok(ConnectionsCsv { file })
     }
 
     pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
-        let b = &mut self.buf;
+        let b = self.file.line();
         let l = &r.lifecycle;
         b.extend_from_slice(t.uid().as_bytes());
         b.push(b',');
@@ -157,22 +153,15 @@ impl ConnectionsCsv {
             text::uint(b, u64::from(v));
         }
         b.extend_from_slice(if l.midstream { b",true\n" } else { b",false\n" });
-        if b.len() > 1 << 15 {
-            self.file.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        self.file.end_line()
     }
 
     /// Push every complete line to the file.
     pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.file.write_all(&self.buf)?;
-        self.buf.clear();
         self.file.flush()
     }
 
-    pub fn finish(mut self) -> Result<PathBuf, OutputError> {
-        self.file.write_all(&self.buf)?;
+    pub fn finish(self) -> Result<PathBuf, OutputError> {
         self.file.commit()
     }
 }

@@ -125,10 +125,6 @@ impl OutFile {
             .map_err(|e| OutputError::new(&self.path, e))
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Flush and (atomic files) move into place. No fsync: the guarantee is
     /// against an interrupted process, whose written pages the kernel keeps;
     /// syncing tens of megabytes would double the time a run takes to end.
@@ -141,9 +137,61 @@ impl OutFile {
         }
         Ok(self.path)
     }
+}
 
-    pub fn path(&self) -> &Path {
-        &self.path
+/// Past this many buffered bytes a line file hands its lines to the file.
+const LINES_SPILL: usize = 1 << 15;
+
+/// A record file written a line at a time (conn.log, connections.csv). Each
+/// line is formatted straight into a buffer, which goes to the file in
+/// 32 KiB pieces of whole lines, so a journal's flush never shows half a
+/// line.
+pub struct LineFile {
+    file: OutFile,
+    buf: Vec<u8>,
+}
+
+impl LineFile {
+    pub fn with_mode(dir: &Path, name: &str, mode: Mode) -> Result<LineFile, OutputError> {
+        Ok(LineFile {
+            file: OutFile::with_mode(dir, name, mode)?,
+            buf: Vec::with_capacity(2 * LINES_SPILL),
+        })
+    }
+
+    /// Where the next line goes; call [`LineFile::end_line`] once it is complete.
+    pub fn line(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    pub fn end_line(&mut self) -> Result<(), OutputError> {
+        if self.buf.len() > LINES_SPILL {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<(), OutputError> {
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Write bytes after every line so far (headers, trailers).
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), OutputError> {
+        self.spill()?;
+        self.file.write_all(bytes)
+    }
+
+    /// Make every complete line visible in the file.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.spill()?;
+        self.file.flush()
+    }
+
+    pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+        self.spill()?;
+        self.file.commit()
     }
 }
 
