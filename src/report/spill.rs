@@ -47,8 +47,11 @@ pub trait Fixed: Copy {
     fn get(bytes: &[u8]) -> Self;
 }
 
-/// (group, value) pairs of the sorted runs.
-impl Fixed for (u32, u64) {
+/// A value with its group number, as the sorted runs hold them.
+pub type Pair = (u32, u64);
+
+/// Pairs of the sorted runs.
+impl Fixed for Pair {
     const SIZE: usize = 12;
     fn put(&self, out: &mut [u8]) {
         out[..4].copy_from_slice(&self.0.to_le_bytes());
@@ -282,9 +285,6 @@ impl<T: Fixed> Chunked<T> {
                 f(&items)?;
             }
         }
-        if self.mem.is_empty() {
-            return Ok(());
-        }
         f(&self.mem)
     }
 
@@ -322,7 +322,7 @@ trait Pairs {
     fn each(&self, f: impl FnMut(u32, u64));
 }
 
-impl Pairs for [(u32, u64)] {
+impl Pairs for [Pair] {
     fn each(&self, mut f: impl FnMut(u32, u64)) {
         self.iter().for_each(|&(g, v)| f(g, v));
     }
@@ -379,7 +379,7 @@ impl Grouped {
     }
 
     /// (group, value) in order of group, then value.
-    fn pairs(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+    fn pairs(&self) -> impl Iterator<Item = Pair> + '_ {
         (0..self.starts.len()).flat_map(move |g| {
             self.values[self.range(g)]
                 .iter()
@@ -454,7 +454,7 @@ impl Runs {
     }
 
     /// Sort `pairs` into a new run and clear them.
-    fn add(&mut self, pairs: &mut Vec<(u32, u64)>) -> io::Result<()> {
+    fn add(&mut self, pairs: &mut Vec<Pair>) -> io::Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
@@ -488,7 +488,7 @@ impl ByGroup {
         rows: &Chunked<T>,
         of: &Chunked<u32>,
         groups: usize,
-        pairs: &mut Vec<(u32, u64)>,
+        pairs: &mut Vec<Pair>,
         emit: impl Fn(&T) -> Values,
     ) -> Result<ByGroup, E> {
         if let (Some(rows), Some(of)) = (rows.memory(), of.memory()) {
@@ -566,9 +566,9 @@ impl ByGroup {
             Sorted::Runs(runs) => {
                 let k = runs.list.len();
                 // Decoded pairs take 16 bytes in memory, 12 in the file.
-                let decoded = std::mem::size_of::<(u32, u64)>();
-                let block = (MERGE_BUDGET / (k.max(1) * decoded))
-                    .clamp(MIN_BLOCK, BLOCK / <(u32, u64)>::SIZE);
+                let decoded = std::mem::size_of::<Pair>();
+                let block =
+                    (MERGE_BUDGET / (k.max(1) * decoded)).clamp(MIN_BLOCK, BLOCK / Pair::SIZE);
                 let mut readers = runs
                     .list
                     .iter()
@@ -606,7 +606,7 @@ struct Run<'a> {
     /// Pairs still in the file, and per block.
     left: usize,
     per_block: usize,
-    block: Vec<(u32, u64)>,
+    block: Vec<Pair>,
     at: usize,
 }
 
@@ -623,12 +623,11 @@ impl<'a> Run<'a> {
     }
 
     /// The next pair, reading a block through `bytes` when one is used up.
-    fn next(&mut self, bytes: &mut Vec<u8>) -> io::Result<Option<(u32, u64)>> {
+    fn next(&mut self, bytes: &mut Vec<u8>) -> io::Result<Option<Pair>> {
         if self.at == self.block.len() {
             if self.left == 0 {
                 return Ok(None);
             }
-            type Pair = (u32, u64);
             let n = self.per_block.min(self.left);
             self.file.read(self.offset, n, bytes, &mut self.block)?;
             self.offset += (n * Pair::SIZE) as u64;
@@ -660,7 +659,7 @@ pub(super) fn by_group(rows: &[(u32, Values)], groups: usize, chunk: usize) -> B
 mod tests {
     use super::*;
 
-    fn all(c: &Chunked<(u32, u64)>) -> Vec<(u32, u64)> {
+    fn all(c: &Chunked<Pair>) -> Vec<Pair> {
         let mut out = Vec::new();
         c.scan(|chunk| -> io::Result<()> {
             out.extend_from_slice(chunk);
@@ -674,7 +673,7 @@ mod tests {
     fn chunks_come_back_in_order_and_leave_no_file() {
         let d = std::env::temp_dir().join(format!("sockscope-spill-{}", std::process::id()));
         fs::create_dir_all(&d).unwrap();
-        let items: Vec<(u32, u64)> = (0..23u32).map(|i| (i, u64::from(i) * 1000)).collect();
+        let items: Vec<Pair> = (0..23u32).map(|i| (i, u64::from(i) * 1000)).collect();
         let mut c = Chunked::with_chunk(&d, 5);
         for it in &items {
             c.push(*it).unwrap();
@@ -693,7 +692,7 @@ mod tests {
     }
 
     /// Groups' sorted values, read back by a fold.
-    fn sorted(pairs: &[(u32, u64)], groups: usize, chunk: usize) -> Vec<Vec<u64>> {
+    fn sorted(pairs: &[Pair], groups: usize, chunk: usize) -> Vec<Vec<u64>> {
         let rows: Vec<_> = pairs.iter().map(|&(g, v)| (g, Values::one(v))).collect();
         let by = by_group(&rows, groups, chunk);
         let got = by
@@ -709,7 +708,7 @@ mod tests {
     fn runs_merge_to_what_one_chunk_sorts() {
         // A pseudo-random spread of 3000 pairs over 17 groups, one empty.
         let mut x = 12345u64;
-        let pairs: Vec<(u32, u64)> = (0..3000)
+        let pairs: Vec<Pair> = (0..3000)
             .map(|_| {
                 x = x
                     .wrapping_mul(6364136223846793005)

@@ -38,7 +38,7 @@ use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
 use crate::source::Nanos;
 
 use super::frame::utc;
-use super::spill::{ByGroup, Chunked, Fixed, NO_GROUP, Values};
+use super::spill::{ByGroup, Chunked, Fixed, NO_GROUP, Pair, Values};
 
 /// The usual Linux ephemeral port range, 32768–60999.
 pub const EPHEMERAL_PORTS: u32 = 60999 - 32768 + 1;
@@ -442,7 +442,7 @@ struct Groups<K> {
     /// in memory while they are, else beside them in a temporary file.
     of: Chunked<u32>,
     /// Scratch space of the sorts.
-    pairs: Vec<(u32, u64)>,
+    pairs: Vec<Pair>,
 }
 
 impl<K: Hash + Eq + Copy> Groups<K> {
@@ -766,7 +766,7 @@ mod tests {
     }
 
     /// Single values by group.
-    fn single(v: &[(u32, u64)]) -> Vec<(u32, Values)> {
+    fn single(v: &[Pair]) -> Vec<(u32, Values)> {
         v.iter().map(|&(g, v)| (g, Values::one(v))).collect()
     }
 
