@@ -309,6 +309,52 @@ fn max_flows_evicts_the_least_recently_seen() {
 }
 
 #[test]
+fn eviction_follows_the_latest_packet_not_the_first() {
+    // Ports 1000, 1001, then 1000 again: 1001 is now the least recently
+    // seen, though 1000 was created first (its recency entry is stale).
+    let cfg = FlowConfig {
+        max_flows: 2,
+        ..FlowConfig::default()
+    };
+    let mut r = Run::with(cfg);
+    for (t, port) in [
+        (0.0, 1000),
+        (0.1, 1001),
+        (0.15, 1000),
+        (0.2, 1002),
+        (0.3, 1003),
+    ] {
+        r.send(tcp_packet(
+            t,
+            [10, 0, 0, 1],
+            port,
+            [10, 0, 0, 2],
+            80,
+            TCP_SYN,
+            1,
+            0,
+            0,
+        ));
+    }
+    assert_eq!(r.table.stats().evicted, 2);
+    let ports: Vec<(u16, CloseReason)> = r
+        .finish()
+        .iter()
+        .map(|c| (c.orig_port, c.close_reason))
+        .collect();
+    // Evicted in recency order, then the rest least recent first.
+    assert_eq!(
+        ports,
+        [
+            (1001, CloseReason::Evicted),
+            (1000, CloseReason::Evicted),
+            (1002, CloseReason::CaptureEnd),
+            (1003, CloseReason::CaptureEnd),
+        ]
+    );
+}
+
+#[test]
 fn late_packets_do_not_run_the_clock_backwards() {
     let mut r = Run::new();
     handshake(&mut r, 10.0);
