@@ -288,16 +288,10 @@ impl FlowTable {
     /// End of capture: every remaining connection leaves with reason `capture_end`.
     pub fn finish<S: RecordSink + ?Sized>(&mut self, sink: &mut S) {
         // Least recently seen first, the order eviction would take them in.
-        let mut left: Vec<(u64, u32)> = (self.slots.iter().enumerate())
-            .filter(|(_, s)| s.live)
-            .map(|(i, s)| (s.seen, i as u32))
-            .collect();
-        left.sort_unstable();
-        for (_, idx) in left {
+        while let Some(idx) = self.least_recent() {
             self.remove(idx, CloseReason::CaptureEnd, sink);
         }
         self.timers.clear();
-        self.recency.clear();
     }
 
     fn insert<S: RecordSink + ?Sized>(
