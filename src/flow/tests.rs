@@ -281,49 +281,14 @@ fn sequence_numbers_wrap_in_64_bits() {
     assert_eq!(c[0].missed_bytes, 0);
 }
 
-#[test]
-fn max_flows_evicts_the_least_recently_seen() {
-    let cfg = FlowConfig {
-        max_flows: 2,
+/// A table of at most `max_flows` fed one SYN from 10.0.0.1 to 10.0.0.2:80
+/// per (time, source port).
+fn syns(max_flows: usize, sends: &[(f64, u16)]) -> Run {
+    let mut r = Run::with(FlowConfig {
+        max_flows,
         ..FlowConfig::default()
-    };
-    let mut r = Run::with(cfg);
-    for (i, t) in [0.0, 0.1, 0.2].into_iter().enumerate() {
-        r.send(tcp_packet(
-            t,
-            [10, 0, 0, 1],
-            1000 + i as u16,
-            [10, 0, 0, 2],
-            80,
-            TCP_SYN,
-            1,
-            0,
-            0,
-        ));
-    }
-    assert_eq!(r.table.len(), 2);
-    assert_eq!(r.table.stats().evicted, 1);
-    let recs = r.finish();
-    assert_eq!(recs[0].orig_port, 1000);
-    assert_eq!(recs[0].close_reason, CloseReason::Evicted);
-}
-
-#[test]
-fn eviction_follows_the_latest_packet_not_the_first() {
-    // Ports 1000, 1001, then 1000 again: 1001 is now the least recently
-    // seen, though 1000 was created first (its recency entry is stale).
-    let cfg = FlowConfig {
-        max_flows: 2,
-        ..FlowConfig::default()
-    };
-    let mut r = Run::with(cfg);
-    for (t, port) in [
-        (0.0, 1000),
-        (0.1, 1001),
-        (0.15, 1000),
-        (0.2, 1002),
-        (0.3, 1003),
-    ] {
+    });
+    for &(t, port) in sends {
         r.send(tcp_packet(
             t,
             [10, 0, 0, 1],
@@ -336,6 +301,31 @@ fn eviction_follows_the_latest_packet_not_the_first() {
             0,
         ));
     }
+    r
+}
+
+#[test]
+fn max_flows_evicts_the_least_recently_seen() {
+    let r = syns(2, &[(0.0, 1000), (0.1, 1001), (0.2, 1002)]);
+    assert_eq!(r.table.len(), 2);
+    assert_eq!(r.table.stats().evicted, 1);
+    let recs = r.finish();
+    assert_eq!(recs[0].orig_port, 1000);
+    assert_eq!(recs[0].close_reason, CloseReason::Evicted);
+}
+
+#[test]
+fn eviction_follows_the_latest_packet_not_the_first() {
+    // Ports 1000, 1001, then 1000 again: 1001 is now the least recently
+    // seen, though 1000 was created first (its recency entry is stale).
+    let sends = [
+        (0.0, 1000),
+        (0.1, 1001),
+        (0.15, 1000),
+        (0.2, 1002),
+        (0.3, 1003),
+    ];
+    let r = syns(2, &sends);
     assert_eq!(r.table.stats().evicted, 2);
     let ports: Vec<(u16, CloseReason)> = r
         .finish()
