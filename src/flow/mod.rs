@@ -10,7 +10,8 @@
 //!   through a [`RecordSink`]: by a timer, by `--max-flows` eviction of the
 //!   least recently seen connection, or by [`FlowTable::finish`];
 //! - the table is bounded by `max_flows`; memory is the slab of live
-//!   connections plus their timers, independent of how many packets pass;
+//!   connections plus their heap entries (timers, recency), independent of
+//!   how many packets pass;
 //! - keys are canonical, so a table can be sharded by [`FlowKey::shard_hash`].
 
 pub mod community_id;
@@ -130,8 +131,8 @@ pub struct FlowTable {
     timers: BinaryHeap<Entry<Nanos>>,
     /// Candidates for eviction by `seen`, kept lazily: an entry's stamp
     /// may be older than its slot's, and is brought up to date only when
-    /// it reaches the top. Keeping a recency list exact instead cost a fifth
-    /// of the table's time per packet (its neighbours' cache misses).
+    /// it reaches the top. An exact list instead re-linked two other
+    /// connections on every packet.
     recency: BinaryHeap<Entry<u64>>,
     /// The next `seen` stamp.
     tick: u64,
