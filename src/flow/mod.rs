@@ -113,15 +113,38 @@ struct Slot {
     /// Bumped whenever the slot is freed, so stale heap entries are ignored.
     generation: u32,
     live: bool,
-    /// When the connection was last seen, as a count of packets handled
+    /// When the connection was last seen: the table's packet count then
     /// (unique, so it orders the connections by recency).
     seen: u64,
     /// Deadline of this slot's authoritative timer-heap entry.
     scheduled: Nanos,
 }
 
+impl Slot {
+    /// Still the connection a heap entry of `generation` was made for.
+    fn holds(&self, generation: u32) -> bool {
+        self.live && self.generation == generation
+    }
+}
+
 /// A heap entry for a slot: (key, slot index, slot generation), least first.
 type Entry<K> = Reverse<(K, u32, u32)>;
+
+/// Entries of removed connections linger in a heap until popped; rebuild
+/// it without them (and those `keep` rejects) when they dominate.
+fn prune<K: Ord + Copy>(
+    heap: &mut BinaryHeap<Entry<K>>,
+    slots: &[Slot],
+    live: usize,
+    keep: impl Fn(&Slot, K) -> bool,
+) {
+    if heap.len() > 64 && heap.len() > 4 * live {
+        heap.retain(|&Reverse((k, i, g))| {
+            let s = &slots[i as usize];
+            s.holds(g) && keep(s, k)
+        });
+    }
+}
 
 pub struct FlowTable {
     cfg: FlowConfig,
@@ -134,8 +157,6 @@ pub struct FlowTable {
     /// it reaches the top. An exact list instead re-linked two other
     /// connections on every packet.
     recency: BinaryHeap<Entry<u64>>,
-    /// The next `seen` stamp.
-    tick: u64,
     live: usize,
     clock: Nanos,
     started: bool,
@@ -151,7 +172,6 @@ impl FlowTable {
             free: Vec::new(),
             timers: BinaryHeap::new(),
             recency: BinaryHeap::new(),
-            tick: 0,
             live: 0,
             clock: Nanos::MIN,
             started: false,
@@ -227,7 +247,7 @@ impl FlowTable {
             slot.scheduled = due;
             self.timers.push(Reverse((due, idx, slot.generation)));
         }
-        self.touch(idx);
+        slot.seen = self.stats.packets;
         from_orig
     }
 
@@ -245,7 +265,7 @@ impl FlowTable {
             }
             self.timers.pop();
             let slot = &mut self.slots[idx as usize];
-            if !slot.live || slot.generation != generation || slot.scheduled != due {
+            if !slot.holds(generation) || slot.scheduled != due {
                 continue;
             }
             match slot.conn.fire(now, &self.cfg.timeouts) {
@@ -259,14 +279,9 @@ impl FlowTable {
                 }
             }
         }
-        // Entries of removed connections linger until due; rebuild when they dominate.
-        if self.timers.len() > 64 && self.timers.len() > 4 * self.live {
-            let slots = &self.slots;
-            self.timers.retain(|Reverse((due, i, g))| {
-                let s = &slots[*i as usize];
-                s.live && s.generation == *g && s.scheduled == *due
-            });
-        }
+        prune(&mut self.timers, &self.slots, self.live, |s, due| {
+            s.scheduled == due
+        });
     }
 
     /// The least recently seen connection, if any: every live connection
@@ -275,7 +290,7 @@ impl FlowTable {
     fn least_recent(&mut self) -> Option<u32> {
         while let Some(Reverse((stamp, idx, generation))) = self.recency.pop() {
             let slot = &self.slots[idx as usize];
-            if !slot.live || slot.generation != generation {
+            if !slot.holds(generation) {
                 continue;
             }
             if slot.seen == stamp {
@@ -310,9 +325,9 @@ impl FlowTable {
             }
         }
         let conn = Conn::new(key, pkt, tuple, now, &self.cfg.timeouts);
-        // The stamp `process` is about to give it (an entry's stamp may be
+        // Stamped with the packet being handled (an entry's stamp may be
         // older than its slot's, never newer).
-        let seen = self.tick;
+        let seen = self.stats.packets;
         let idx = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
@@ -335,14 +350,7 @@ impl FlowTable {
         };
         let generation = self.slots[idx as usize].generation;
         self.recency.push(Reverse((seen, idx, generation)));
-        // Entries of removed connections linger; rebuild when they dominate.
-        if self.recency.len() > 64 && self.recency.len() > 4 * self.live {
-            let slots = &self.slots;
-            self.recency.retain(|Reverse((_, i, g))| {
-                let s = &slots[*i as usize];
-                s.live && s.generation == *g
-            });
-        }
+        prune(&mut self.recency, &self.slots, self.live, |_, _| true);
         self.map.insert(key, idx);
         self.live += 1;
         self.stats.connections += 1;
@@ -360,11 +368,6 @@ impl FlowTable {
         self.map.remove(&key);
         self.free.push(idx);
         self.live -= 1;
-    }
-
-    fn touch(&mut self, idx: u32) {
-        self.slots[idx as usize].seen = self.tick;
-        self.tick += 1;
     }
 }
 
