@@ -98,13 +98,13 @@ impl ConnLog {
         let b = self.file.line();
         text::secs6(b, r.start);
         b.push(b'\t');
-        b.extend_from_slice(t.uid().as_bytes());
+        b.extend_from_slice(t.uid());
         b.push(b'\t');
-        b.extend_from_slice(t.orig().as_bytes());
+        b.extend_from_slice(t.orig());
         b.push(b'\t');
         text::uint(b, u64::from(r.orig_port));
         b.push(b'\t');
-        b.extend_from_slice(t.resp().as_bytes());
+        b.extend_from_slice(t.resp());
         b.push(b'\t');
         text::uint(b, u64::from(r.resp_port));
         b.push(b'\t');
@@ -148,7 +148,7 @@ impl ConnLog {
         b.extend_from_slice(b"\t-\t");
         text::uint(b, u64::from(r.ip_proto));
         b.push(b'\t');
-        b.extend_from_slice(t.community_id().as_bytes());
+        b.extend_from_slice(t.community_id());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b'\t');
             opt(b, v);

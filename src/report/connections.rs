@@ -79,15 +79,15 @@ impl ConnectionsCsv {
     pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
         let b = self.file.line();
         let l = &r.lifecycle;
-        b.extend_from_slice(t.uid().as_bytes());
+        b.extend_from_slice(t.uid());
         b.push(b',');
         text::secs6(b, r.start);
         b.push(b',');
-        b.extend_from_slice(t.orig().as_bytes());
+        b.extend_from_slice(t.orig());
         b.push(b',');
         text::uint(b, u64::from(r.orig_port));
         b.push(b',');
-        b.extend_from_slice(t.resp().as_bytes());
+        b.extend_from_slice(t.resp());
         b.push(b',');
         text::uint(b, u64::from(r.resp_port));
         b.push(b',');
@@ -121,7 +121,7 @@ impl ConnectionsCsv {
             text::uint(b, v);
         }
         b.push(b',');
-        b.extend_from_slice(t.community_id().as_bytes());
+        b.extend_from_slice(t.community_id());
         for v in [r.vlan, r.inner_vlan] {
             b.push(b',');
             if let Some(v) = v {

@@ -6,6 +6,7 @@ pub mod conn_log;
 pub mod connections;
 pub mod frame;
 pub mod output;
+pub mod parquet;
 pub mod site;
 pub mod summary;
 pub mod text;
@@ -52,26 +53,21 @@ impl RecordText {
         );
     }
 
-    pub fn uid(&self) -> &str {
-        ascii(&self.uid)
+    pub fn uid(&self) -> &[u8] {
+        &self.uid
     }
 
-    pub fn orig(&self) -> &str {
-        ascii(&self.orig)
+    pub fn orig(&self) -> &[u8] {
+        &self.orig
     }
 
-    pub fn resp(&self) -> &str {
-        ascii(&self.resp)
+    pub fn resp(&self) -> &[u8] {
+        &self.resp
     }
 
-    pub fn community_id(&self) -> &str {
-        &self.community_id
+    pub fn community_id(&self) -> &[u8] {
+        self.community_id.as_bytes()
     }
-}
-
-/// The formatters write ASCII only, so this never comes out empty.
-fn ascii(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
 }
 
 /// The per-record writers, fed as connections leave the flow table.
