@@ -76,16 +76,16 @@ fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .uint(r.orig_port)
         .text(t.resp())
         .uint(r.resp_port)
-        .opt_text(Some(r.proto.name()))
+        .text(r.proto.name())
         .uint(r.ip_proto)
         .nanos(r.duration)
         .uint(r.orig_bytes)
         .uint(r.resp_bytes)
-        .opt_text(Some(r.state.name()))
+        .text(r.state.name())
         .flag(is_local(r.orig))
         .flag(is_local(r.resp))
         .uint(r.missed_bytes)
-        .opt_text(Some(r.history.as_str()))
+        .text(r.history.as_str())
         .uint(r.orig_pkts)
         .uint(r.orig_ip_bytes)
         .uint(r.resp_pkts)
@@ -102,7 +102,7 @@ fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .opt_nanos(l.first_rst.map(|f| f.0))
         .opt_text(side(l.first_rst.map(|f| f.1)))
         .nanos(l.last_packet)
-        .opt_text(Some(r.close_reason.name()))
+        .text(r.close_reason.name())
         .uint(l.retransmits)
         .uint(l.out_of_order)
         .uint(l.zero_windows)
@@ -129,7 +129,8 @@ pub fn polars_err(path: &Path, e: PolarsError) -> OutputError {
 
 /// A Parquet file being written, buffered: polars writes the footer's thrift
 /// fields a few bytes at a time (7,700 writes of 5 bytes for the tables on
-/// bench_1g); writing the footer flushes it and returns any error.
+/// bench_1g), and connections.parquet each page's header apart from its
+/// body; writing the footer flushes it and returns any error.
 fn parquet_file(tmp: &Path) -> Result<BufWriter<File>, OutputError> {
     let file = File::create(tmp).map_err(|e| OutputError::new(tmp, e))?;
     Ok(BufWriter::with_capacity(1 << 16, file))

@@ -101,6 +101,13 @@ const PAGE_DATA: i32 = 0;
 const PAGE_DICTIONARY: i32 = 2;
 const CODEC_LZ4_RAW: i32 = 7;
 const OPTIONAL: i32 = 1;
+// ConvertedType values (UINT_16, UINT_32, UINT_64 follow UINT_8), and the
+// LogicalType union's field ids.
+const CONVERTED_UTF8: i32 = 0;
+const CONVERTED_UINT_8: i32 = 11;
+const LOGICAL_STRING: i16 = 1;
+const LOGICAL_TIMESTAMP: i16 = 8;
+const LOGICAL_INTEGER: i16 = 10;
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -258,13 +265,11 @@ struct Chunk {
     kind: Kind,
     /// Definition levels: 1 present, 0 null.
     defs: Vec<u32>,
-    /// Present values, PLAIN encoded (flags one byte each until written;
-    /// labels unused).
+    /// Present values, PLAIN encoded (flags one byte each until written);
+    /// for labels, the dictionary's entries in first-seen order.
     values: Vec<u8>,
-    /// Labels: dictionary entries in first-seen order, and each present
-    /// row's index into them.
+    /// Labels: each distinct value's index, and each present row's index.
     dict: FxHashMap<Box<[u8]>, u32>,
-    dict_order: Vec<Box<[u8]>>,
     keys: Vec<u32>,
 }
 
@@ -275,7 +280,6 @@ impl Chunk {
             defs: Vec::new(),
             values: Vec::new(),
             dict: FxHashMap::default(),
-            dict_order: Vec::new(),
             keys: Vec::new(),
         }
     }
@@ -315,9 +319,9 @@ impl Chunk {
                 let key = match self.dict.get(v) {
                     Some(&k) => k,
                     None => {
-                        let k = self.dict_order.len() as u32;
+                        let k = self.dict.len() as u32;
                         self.dict.insert(v.into(), k);
-                        self.dict_order.push(v.into());
+                        self.plain(v);
                         k
                     }
                 };
@@ -325,18 +329,22 @@ impl Chunk {
             }
             _ => {
                 debug_assert_eq!(self.kind, Kind::Text);
-                self.values
-                    .extend_from_slice(&(v.len() as u32).to_le_bytes());
-                self.values.extend_from_slice(v);
+                self.plain(v);
             }
         }
+    }
+
+    /// A byte array, PLAIN encoded: its length, then its bytes.
+    fn plain(&mut self, v: &[u8]) {
+        self.values
+            .extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.values.extend_from_slice(v);
     }
 
     fn clear(&mut self) {
         self.defs.clear();
         self.values.clear();
         self.dict.clear();
-        self.dict_order.clear();
         self.keys.clear();
     }
 }
@@ -380,7 +388,10 @@ impl Row<'_> {
         self.put(|c| c.flag(v))
     }
 
-    pub fn text(&mut self, v: &[u8]) -> &mut Self {
+    /// A string (the callers' strings are ASCII, so valid UTF-8).
+    pub fn text(&mut self, v: impl AsRef<[u8]>) -> &mut Self {
+        let v = v.as_ref();
+        debug_assert!(v.is_ascii());
         self.put(|c| c.text(Some(v)))
     }
 
@@ -405,6 +416,7 @@ pub struct Writer<W: Write> {
     body: Vec<u8>,
     packed: Vec<u8>,
     levels: Vec<u8>,
+    head: Vec<u8>,
     arrow_schema: String,
 }
 
@@ -433,6 +445,7 @@ impl<W: Write> Writer<W> {
             body: Vec::new(),
             packed: Vec::new(),
             levels: Vec::new(),
+            head: Vec::new(),
             arrow_schema: arrow_schema(columns).map_err(io::Error::other)?,
         })
     }
@@ -457,6 +470,14 @@ impl<W: Write> Writer<W> {
         if self.rows == 0 {
             return Ok(());
         }
+        // A caller that filled a row short or long would otherwise write a
+        // file whose columns disagree on the row count.
+        if self.chunks.iter().any(|c| c.defs.len() != self.rows) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a row did not fill every column once",
+            ));
+        }
         let group_start = self.offset;
         let mut metas = Vec::with_capacity(self.chunks.len());
         for i in 0..self.chunks.len() {
@@ -466,8 +487,9 @@ impl<W: Write> Writer<W> {
         let uncompressed: u64 = metas.iter().map(|m| m.uncompressed).sum();
         let mut c = Compact::new(&mut self.groups);
         c.each_struct(1, &metas, |c, m| {
-            let start = m.dictionary_offset.unwrap_or(m.data_offset);
-            c.i64(2, start as i64);
+            // `file_offset`, deprecated: 0 when the metadata is only in the
+            // footer (parquet.thrift).
+            c.i64(2, 0);
             c.strukt(3, |c| column_meta(c, m, rows));
         });
         c.i64(2, uncompressed as i64)
@@ -496,11 +518,8 @@ impl<W: Write> Writer<W> {
         };
         if chunk.kind == Kind::Label {
             self.body.clear();
-            for v in &chunk.dict_order {
-                self.body.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                self.body.extend_from_slice(v);
-            }
-            let entries = chunk.dict_order.len() as i32;
+            self.body.extend_from_slice(&chunk.values);
+            let entries = chunk.dict.len() as i32;
             meta.dictionary_offset = Some(self.offset);
             self.page(&mut meta, PAGE_DICTIONARY, |c| {
                 c.strukt(7, |c| {
@@ -518,7 +537,7 @@ impl<W: Write> Writer<W> {
         self.body.extend_from_slice(&self.levels);
         let encoding = match chunk.kind {
             Kind::Label => {
-                let width = bit_width(chunk.dict_order.len().saturating_sub(1) as u32);
+                let width = bit_width(chunk.dict.len().saturating_sub(1) as u32);
                 self.body.push(width);
                 hybrid(&mut self.body, &chunk.keys, width);
                 ENC_RLE_DICTIONARY
@@ -560,16 +579,18 @@ impl<W: Write> Writer<W> {
         let bound = lz4::block::compress_bound(self.body.len())?;
         self.packed.resize(bound, 0);
         let n = lz4::block::compress_to_buffer(&self.body, None, false, &mut self.packed)?;
-        let mut head = Vec::with_capacity(32);
-        let mut c = Compact::new(&mut head);
-        c.i32(1, page_type)
-            .i32(2, self.body.len() as i32)
-            .i32(3, n as i32);
+        // Page sizes are i32 in the format: a larger page is an error, not
+        // a wrapped size.
+        let size = |n: usize| i32::try_from(n).map_err(io::Error::other);
+        let (plain, compressed) = (size(self.body.len())?, size(n)?);
+        self.head.clear();
+        let mut c = Compact::new(&mut self.head);
+        c.i32(1, page_type).i32(2, plain).i32(3, compressed);
         header(&mut c);
-        head.push(0);
-        self.out.write_all(&head)?;
+        self.head.push(0);
+        self.out.write_all(&self.head)?;
         self.out.write_all(&self.packed[..n])?;
-        let head_len = head.len() as u64;
+        let head_len = self.head.len() as u64;
         self.offset += head_len + n as u64;
         meta.uncompressed += head_len + self.body.len() as u64;
         meta.compressed += head_len + n as u64;
@@ -581,7 +602,9 @@ impl<W: Write> Writer<W> {
         self.flush_group()?;
         let mut footer = Vec::new();
         let mut c = Compact::new(&mut footer);
-        c.i32(1, 2);
+        // The format's version field: writers set 1 whatever features
+        // they use (parquet.thrift).
+        c.i32(1, 1);
         let mut schema = vec![("root", None)];
         schema.extend(self.columns.iter().map(|&(n, k)| (n, Some(k))));
         let children = self.columns.len() as i32;
@@ -599,7 +622,7 @@ impl<W: Write> Writer<W> {
         });
         c.binary(
             6,
-            concat!("sockscope ", env!("CARGO_PKG_VERSION")).as_bytes(),
+            concat!("sockscope version ", env!("CARGO_PKG_VERSION")).as_bytes(),
         );
         footer.push(0);
         self.out.write_all(&footer)?;
@@ -636,28 +659,27 @@ fn schema_element(c: &mut Compact, name: &str, kind: Kind) {
     c.i32(1, kind.physical())
         .i32(3, OPTIONAL)
         .binary(4, name.as_bytes());
-    // ConvertedType UTF8 = 0, UINT_8.. = 11..; LogicalType STRING = 1,
-    // TIMESTAMP = 8, INTEGER = 10.
     let unsigned = |c: &mut Compact, converted: i32, bits: i8| {
         c.i32(6, converted).strukt(10, |c| {
-            c.strukt(10, |c| {
+            c.strukt(LOGICAL_INTEGER, |c| {
                 c.byte(1, bits).bool(2, false);
             });
         });
     };
     match kind {
         Kind::Text | Kind::Label => {
-            c.i32(6, 0).strukt(10, |c| {
-                c.strukt(1, |_| {});
+            c.i32(6, CONVERTED_UTF8).strukt(10, |c| {
+                c.strukt(LOGICAL_STRING, |_| {});
             });
         }
-        Kind::U8 => unsigned(c, 11, 8),
-        Kind::U16 => unsigned(c, 12, 16),
-        Kind::U32 => unsigned(c, 13, 32),
-        Kind::U64 => unsigned(c, 14, 64),
+        Kind::U8 => unsigned(c, CONVERTED_UINT_8, 8),
+        Kind::U16 => unsigned(c, CONVERTED_UINT_8 + 1, 16),
+        Kind::U32 => unsigned(c, CONVERTED_UINT_8 + 2, 32),
+        Kind::U64 => unsigned(c, CONVERTED_UINT_8 + 3, 64),
         Kind::Time => {
             c.strukt(10, |c| {
-                c.strukt(8, |c| {
+                c.strukt(LOGICAL_TIMESTAMP, |c| {
+                    // isAdjustedToUTC, then the unit's union: NANOS.
                     c.bool(1, true).strukt(2, |c| {
                         c.strukt(3, |_| {});
                     });
