@@ -28,7 +28,7 @@ pub const CONNECTION_COLUMNS: &[ColumnDef] = &[
     ("ts", Kind::Time),
     ("orig_addr", Kind::Text),
     ("orig_port", Kind::U16),
-    ("resp_addr", Kind::Text),
+    ("resp_addr", Kind::Label),
     ("resp_port", Kind::U16),
     ("proto", Kind::Label),
     ("ip_proto", Kind::U8),

@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 pub enum Kind {
     /// A string, mostly distinct per row (plain encoded).
     Text,
-    /// A string from a small set (dictionary encoded).
+    /// A string that repeats within a row group (dictionary encoded).
     Label,
     U8,
     U16,
