@@ -802,32 +802,44 @@ mod tests {
         assert_eq!(row[6], AnyValue::Boolean(true));
         let nulls: Vec<usize> = df.columns().iter().map(|c| c.null_count()).collect();
         assert_eq!(nulls, [0, 250, 0, 200, 0, 0, 0, 0, 143]);
-        let at = df.column("at").unwrap().cast(&DataType::Int64).unwrap();
-        assert_eq!(at.i64().unwrap().get(i), Some(402 * 1_000_000_007));
-        let took = df.column("took").unwrap().cast(&DataType::Int64).unwrap();
-        assert_eq!(took.i64().unwrap().get(i), Some(-402));
-        assert_eq!(took.i64().unwrap().get(406), None);
+        assert_eq!(nanos(&df, "at")[i], Some(402 * 1_000_000_007));
+        let took = nanos(&df, "took");
+        assert_eq!((took[i], took[406]), (Some(-402), None));
     }
 
-    const MIXED: &[ColumnDef] = &[
-        ("text", Kind::Text),
-        ("label", Kind::Label),
-        ("count", Kind::U64),
-        ("flag", Kind::Flag),
-        ("at", Kind::Time),
-    ];
+    /// A row of [`COLUMNS`], with nulls where they are nullable here.
+    type Values = (
+        String,
+        Option<&'static str>,
+        u8,
+        Option<u16>,
+        u32,
+        Option<u64>,
+        bool,
+        i64,
+        Option<i64>,
+    );
 
-    type Mixed = (String, Option<&'static str>, Option<u64>, bool, Option<i64>);
-
-    fn mixed_row() -> impl Strategy<Value = Mixed> {
+    fn values() -> impl Strategy<Value = Values> {
         let labels = prop::sample::select(vec!["", "S0", "ShADadFf", "é"]);
         (
             "[a-z0-9.:]{0,40}",
             prop::option::of(labels),
+            any::<u8>(),
+            prop::option::of(any::<u16>()),
+            any::<u32>(),
             prop::option::of(any::<u64>()),
             any::<bool>(),
+            any::<i64>(),
             prop::option::of(any::<i64>()),
         )
+    }
+
+    /// A column as nanoseconds (times and durations read back typed).
+    fn nanos(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
+        let c = df.column(name).unwrap().cast(&DataType::Int64).unwrap();
+        let c = c.i64().unwrap();
+        (0..c.len()).map(|i| c.get(i)).collect()
     }
 
     proptest! {
@@ -837,17 +849,21 @@ mod tests {
         /// exactly the rows written.
         #[test]
         fn rows_read_back_unchanged(
-            rows in prop::collection::vec(mixed_row(), 0..300),
+            rows in prop::collection::vec(values(), 0..300),
             cuts in prop::collection::vec(0usize..300, 0..4),
         ) {
-            let mut w = Writer::new(Vec::new(), MIXED).unwrap();
-            for (i, (text, label, count, flag, at)) in rows.iter().enumerate() {
+            let mut w = Writer::new(Vec::new(), COLUMNS).unwrap();
+            for (i, r) in rows.iter().enumerate() {
                 w.row(|row| {
-                    row.text(text.as_bytes())
-                        .opt_text(*label)
-                        .opt_uint(*count)
-                        .flag(*flag)
-                        .opt_nanos(*at);
+                    row.text(&r.0)
+                        .opt_text(r.1)
+                        .uint(r.2)
+                        .opt_uint(r.3)
+                        .uint(r.4)
+                        .opt_uint(r.5)
+                        .flag(r.6)
+                        .nanos(r.7)
+                        .opt_nanos(r.8);
                 });
                 if cuts.contains(&i) {
                     w.flush_group().unwrap();
@@ -855,18 +871,21 @@ mod tests {
             }
             let df = read(w.finish().unwrap());
             prop_assert_eq!(df.height(), rows.len());
-            let text = df.column("text").unwrap().str().unwrap().clone();
-            let label = df.column("label").unwrap().str().unwrap().clone();
-            let count = df.column("count").unwrap().u64().unwrap().clone();
-            let flag = df.column("flag").unwrap().bool().unwrap().clone();
-            let at = df.column("at").unwrap().cast(&DataType::Int64).unwrap();
-            let at = at.i64().unwrap();
-            for (i, (t, l, c, f, a)) in rows.iter().enumerate() {
-                prop_assert_eq!(text.get(i), Some(t.as_str()));
-                prop_assert_eq!(label.get(i), *l);
-                prop_assert_eq!(count.get(i), *c);
-                prop_assert_eq!(flag.get(i), Some(*f));
-                prop_assert_eq!(at.get(i), *a);
+            let col = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
+            let (name, state) = (col("name"), col("state"));
+            let (small, port, count, bytes, flag) =
+                (col("small"), col("port"), col("count"), col("bytes"), col("flag"));
+            let (at, took) = (nanos(&df, "at"), nanos(&df, "took"));
+            for (i, r) in rows.iter().enumerate() {
+                prop_assert_eq!(name.str().unwrap().get(i), Some(r.0.as_str()));
+                prop_assert_eq!(state.str().unwrap().get(i), r.1);
+                prop_assert_eq!(small.u8().unwrap().get(i), Some(r.2));
+                prop_assert_eq!(port.u16().unwrap().get(i), r.3);
+                prop_assert_eq!(count.u32().unwrap().get(i), Some(r.4));
+                prop_assert_eq!(bytes.u64().unwrap().get(i), r.5);
+                prop_assert_eq!(flag.bool().unwrap().get(i), Some(r.6));
+                prop_assert_eq!(at[i], Some(r.7));
+                prop_assert_eq!(took[i], r.8);
             }
         }
     }
