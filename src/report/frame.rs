@@ -6,8 +6,6 @@
 //! 16,384 while the capture is read (by [`super::parquet`], not polars), so
 //! memory does not grow with the number of connections.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -15,7 +13,7 @@ use polars::prelude::*;
 use crate::flow::{ConnRecord, Side};
 
 use super::RecordText;
-use super::output::OutputError;
+use super::output::{OutFile, OutputError};
 use super::parquet::{self, ColumnDef, Kind, Row};
 use super::site::is_local;
 
@@ -118,43 +116,33 @@ pub fn utc(name: &str, ns: Vec<i64>) -> Column {
 
 /// connections.parquet, written a row group at a time under a temporary name.
 pub struct ConnectionsParquet {
-    tmp: PathBuf,
     path: PathBuf,
-    writer: parquet::Writer<BufWriter<File>>,
+    writer: parquet::Writer<OutFile>,
 }
 
 pub fn polars_err(path: &Path, e: PolarsError) -> OutputError {
     OutputError::new(path, std::io::Error::other(e.to_string()))
 }
 
-/// A Parquet file being written, buffered: polars writes the footer's thrift
-/// fields a few bytes at a time (7,700 writes of 5 bytes for the tables on
-/// bench_1g), and connections.parquet each page's header apart from its
-/// body; writing the footer flushes it and returns any error.
-fn parquet_file(tmp: &Path) -> Result<BufWriter<File>, OutputError> {
-    let file = File::create(tmp).map_err(|e| OutputError::new(tmp, e))?;
-    Ok(BufWriter::with_capacity(1 << 16, file))
-}
-
 /// Write a whole frame as `dir/name` (Parquet, LZ4: a third larger than zstd,
-/// written in half the time), atomically.
+/// written in half the time), atomically. The file is buffered: polars
+/// writes the footer's thrift fields a few bytes at a time.
 pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<(), OutputError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let path = dir.join(name);
-    ParquetWriter::new(parquet_file(&tmp)?)
+    let mut file = OutFile::create(dir, name)?;
+    ParquetWriter::new(&mut file)
         .with_compression(ParquetCompression::Lz4Raw)
         .finish(df)
-        .map_err(|e| polars_err(&path, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| OutputError::new(&path, e))
+        .map_err(|e| polars_err(&dir.join(name), e))?;
+    file.commit().map(drop)
 }
 
 impl ConnectionsParquet {
     pub fn create(dir: &Path) -> Result<ConnectionsParquet, OutputError> {
-        let tmp = dir.join(".connections.parquet.tmp");
         let path = dir.join("connections.parquet");
-        let writer = parquet::Writer::new(parquet_file(&tmp)?, CONNECTION_COLUMNS)
+        let file = OutFile::create(dir, "connections.parquet")?;
+        let writer = parquet::Writer::new(file, CONNECTION_COLUMNS)
             .map_err(|e| OutputError::new(&path, e))?;
-        Ok(ConnectionsParquet { tmp, path, writer })
+        Ok(ConnectionsParquet { path, writer })
     }
 
     pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
@@ -170,8 +158,7 @@ impl ConnectionsParquet {
     pub fn finish(self) -> Result<PathBuf, OutputError> {
         self.writer
             .finish()
-            .map_err(|e| OutputError::new(&self.path, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| OutputError::new(&self.path, e))?;
-        Ok(self.path)
+            .map_err(|e| OutputError::new(&self.path, e))?
+            .commit()
     }
 }

@@ -139,6 +139,18 @@ impl OutFile {
     }
 }
 
+/// Raw bytes for writers that take an `io::Write` (the Parquet files); their
+/// errors are named after the file by the caller.
+impl Write for OutFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.out.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Past this many buffered bytes a line file hands its lines to the file.
 const LINES_SPILL: usize = 1 << 15;
 

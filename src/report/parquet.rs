@@ -407,7 +407,6 @@ pub struct Writer<W: Write> {
     offset: u64,
     columns: &'static [ColumnDef],
     chunks: Vec<Chunk>,
-    rows: usize,
     rows_total: u64,
     /// The footer's row-group entries, serialized, and how many.
     groups: Vec<u8>,
@@ -438,7 +437,6 @@ impl<W: Write> Writer<W> {
             offset: 4,
             columns,
             chunks: columns.iter().map(|&(_, kind)| Chunk::new(kind)).collect(),
-            rows: 0,
             rows_total: 0,
             groups: Vec::new(),
             group_count: 0,
@@ -450,9 +448,10 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Rows appended to the current row group.
+    /// Rows appended to the current row group (every row gives each
+    /// column one definition level).
     pub fn buffered(&self) -> usize {
-        self.rows
+        self.chunks.first().map_or(0, |c| c.defs.len())
     }
 
     /// Append a row: `fill` writes every column once, in order.
@@ -462,17 +461,17 @@ impl<W: Write> Writer<W> {
         };
         fill(&mut row);
         debug_assert!(row.chunks.next().is_none(), "a row left columns unwritten");
-        self.rows += 1;
     }
 
     /// Write the buffered rows as one row group.
     pub fn flush_group(&mut self) -> io::Result<()> {
-        if self.rows == 0 {
+        let rows = self.buffered();
+        if rows == 0 {
             return Ok(());
         }
         // A caller that filled a row short or long would otherwise write a
         // file whose columns disagree on the row count.
-        if self.chunks.iter().any(|c| c.defs.len() != self.rows) {
+        if self.chunks.iter().any(|c| c.defs.len() != rows) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a row did not fill every column once",
@@ -483,23 +482,21 @@ impl<W: Write> Writer<W> {
         for i in 0..self.chunks.len() {
             metas.push(self.write_chunk(i)?);
         }
-        let rows = self.rows as i64;
         let uncompressed: u64 = metas.iter().map(|m| m.uncompressed).sum();
         let mut c = Compact::new(&mut self.groups);
         c.each_struct(1, &metas, |c, m| {
             // `file_offset`, deprecated: 0 when the metadata is only in the
             // footer (parquet.thrift).
             c.i64(2, 0);
-            c.strukt(3, |c| column_meta(c, m, rows));
+            c.strukt(3, |c| column_meta(c, m, rows as i64));
         });
         c.i64(2, uncompressed as i64)
-            .i64(3, rows)
+            .i64(3, rows as i64)
             .i64(5, group_start as i64)
             .i64(6, (self.offset - group_start) as i64);
         self.groups.push(0);
         self.group_count += 1;
-        self.rows_total += self.rows as u64;
-        self.rows = 0;
+        self.rows_total += rows as u64;
         for chunk in &mut self.chunks {
             chunk.clear();
         }
