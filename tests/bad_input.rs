@@ -159,10 +159,25 @@ fn refuses_a_foreign_non_empty_directory() {
 fn rewrites_its_own_previous_output_without_force() {
     let dir = scratch("rerun-own-output");
     let out = dir.join("out");
+    let mut runs = Vec::new();
     for _ in 0..2 {
         let (code, err) = run(&data("zeek/dhcp.pcap"), &out);
         assert_eq!((code, err.as_str()), (0, ""));
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        runs.push((names, std::fs::read(out.join("conn.log")).unwrap()));
     }
+    // Every file replaced in place (the old one unlinked first), none left
+    // under a temporary name.
+    assert_eq!(runs[0], runs[1]);
+    assert!(
+        runs[1].0.iter().all(|n| !n.ends_with(".tmp")),
+        "{:?}",
+        runs[1].0
+    );
 }
 
 #[test]

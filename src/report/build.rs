@@ -3,14 +3,13 @@
 //! and report.html. `sockscope analyze` calls this after writing the records;
 //! `sockscope report DIR` calls it alone.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 use crate::source::Nanos;
 
-use super::output::{self, OutputError};
+use super::output::{self, OutFile, OutputError};
 use super::summary::Summary;
 use super::tables::{self, Conns, Servers};
 use super::timeline::{self, Bins};
@@ -125,16 +124,13 @@ fn write_table(
         .and_then(tidy)
         .map_err(data_err(&dir.join(&csv)))?;
     let df = &mut df;
-    let tmp = dir.join(format!(".{csv}.tmp"));
-    let path = dir.join(&csv);
-    let mut file = File::create(&tmp).map_err(|e| OutputError::new(&tmp, e))?;
+    let mut file = OutFile::create(dir, &csv)?;
     CsvWriter::new(&mut file)
         .include_header(true)
         .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
         .finish(df)
-        .map_err(data_err(&path))?;
-    std::fs::rename(&tmp, &path).map_err(|e| OutputError::new(&path, e))?;
-    files.push(path);
+        .map_err(data_err(&dir.join(&csv)))?;
+    files.push(file.commit()?);
     let parquet = format!("{stem}.parquet");
     super::frame::write_parquet(dir, &parquet, df)?;
     files.push(dir.join(parquet));

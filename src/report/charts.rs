@@ -93,7 +93,7 @@ fn draw(
             .map_err(|e| e.to_string())
             .map_err(chart_err(&path))?;
     }
-    std::fs::rename(&tmp, &path).map_err(|e| super::output::OutputError::new(&path, e))?;
+    super::output::put_in_place(&tmp, &path)?;
     Ok(path)
 }
 
