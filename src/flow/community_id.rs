@@ -4,6 +4,8 @@
 //! with the endpoints ordered so that A < B, except for one-way ICMP types,
 //! which keep the sender first. Ports of ICMP are Zeek's pseudo-ports.
 
+use sha1::{Digest, Sha1};
+
 use crate::decode::Addr;
 
 /// Append the Community ID of a connection, from its two endpoints, to `out`.
@@ -21,17 +23,20 @@ pub fn community_id(
     } else {
         (dst, dport, src, sport)
     };
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&0u16.to_be_bytes());
-    h.update(a.wire());
-    h.update(b.wire());
-    h.update(&[ip_proto, 0]);
+    // The whole message in one buffer, hashed in one call: at most 2 + 16 +
+    // 16 + 2 + 4 bytes, a single SHA-1 block.
+    let mut msg = [0u8; 40];
+    let mut n = 2; // the seed, 0
+    for part in [a.wire(), b.wire(), &[ip_proto, 0]] {
+        msg[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
     // Protocols without ports hash none (SCTP would have them; Zeek passes 0/0
     // for every protocol it does not know, and includes them).
-    h.update(&ap.to_be_bytes());
-    h.update(&bp.to_be_bytes());
+    msg[n..n + 2].copy_from_slice(&ap.to_be_bytes());
+    msg[n + 2..n + 4].copy_from_slice(&bp.to_be_bytes());
     out.push_str("1:");
-    crate::base64::encode(&h.digest().bytes(), out);
+    crate::base64::encode(&Sha1::digest(&msg[..n + 4]), out);
 }
 
 #[cfg(test)]
