@@ -20,6 +20,11 @@ const PAIRS: &[u8; 200] = b"\
 /// own length was a `memcpy` call for every field of every record.
 #[inline]
 pub fn uint(out: &mut Vec<u8>, mut v: u64) {
+    // Most fields are single digits (flags, small counts).
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
     let n = digits(v);
     let mut buf = [b'0'; 20];
     let mut i = n;
@@ -40,16 +45,22 @@ pub fn uint(out: &mut Vec<u8>, mut v: u64) {
     out.truncate(len + n);
 }
 
-/// Decimal digits of `v` (1 for 0).
+/// Decimal digits of `v` (1 for 0): the bit length gives the count or one
+/// less (1233 / 4096 is just under log10 2), and a power of ten decides.
 #[inline]
 fn digits(v: u64) -> usize {
-    let mut n = 1;
-    let mut bound = 10u64;
-    while n < 20 && v >= bound {
-        n += 1;
-        bound = bound.wrapping_mul(10);
-    }
-    n
+    const POW10: [u64; 20] = {
+        let mut p = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            p[i] = p[i - 1] * 10;
+            i += 1;
+        }
+        p
+    };
+    let bits = (u64::BITS - (v | 1).leading_zeros()) as usize;
+    let guess = (bits * 1233) >> 12;
+    (guess + usize::from(v >= POW10[guess])).max(1)
 }
 
 /// Append nanoseconds as seconds with six decimals (Zeek's `%.6f`), rounded
@@ -62,15 +73,17 @@ pub fn secs6(out: &mut Vec<u8>, ns: Nanos) {
     }
     let us = us.unsigned_abs();
     uint(out, us / 1_000_000);
-    out.push(b'.');
-    let frac = (us % 1_000_000) as u32;
-    let mut digits = [b'0'; 6];
-    let mut f = frac;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
-    out.extend_from_slice(&digits);
+    let frac = (us % 1_000_000) as usize;
+    let (a, b, c) = (frac / 10_000 * 2, frac / 100 % 100 * 2, frac % 100 * 2);
+    out.extend_from_slice(&[
+        b'.',
+        PAIRS[a],
+        PAIRS[a + 1],
+        PAIRS[b],
+        PAIRS[b + 1],
+        PAIRS[c],
+        PAIRS[c + 1],
+    ]);
 }
 
 /// A Zeek-style connection uid: `C` followed by the low 96 bits of the
@@ -182,6 +195,7 @@ mod tests {
         }
         for v in edges {
             assert_eq!(s(|o| uint(o, v)), v.to_string());
+            assert_eq!(digits(v), v.to_string().len());
         }
         assert_eq!(s(|o| uint(o, u64::MAX)), "18446744073709551615");
         assert_eq!(s(|o| uid(o, 61)), "Cz");
