@@ -2,7 +2,10 @@
 //! - `read`: pcap records out of an in-memory file;
 //! - `decode`: frames into packet summaries;
 //! - `flow_table`: summaries into the connection table (records discarded);
-//! - `read_decode_track`: the three together, as `analyze` runs them.
+//! - `read_decode_track`: the three together, as `analyze` runs them;
+//! - `records` (ns/connection): finished connections into conn.log,
+//!   connections.csv, connections.parquet and the columns kept for the
+//!   tables, as the writer thread does.
 //!
 //! The capture is `$SOCKSCOPE_BENCH_PCAP`, or a 50 MB one generated with
 //! `scripts/gen_bench.py` (seed 1) into the target directory on first use.
@@ -16,7 +19,9 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sockscope::decode::{DecodeConfig, Decoder, Packet};
-use sockscope::flow::{ConnRecord, FlowConfig, FlowTable};
+use sockscope::flow::{ConnRecord, FlowConfig, FlowTable, RecordSink};
+use sockscope::report::RecordWriters;
+use sockscope::report::output::Mode;
 use sockscope::source::{CaptureReader, Input, RawPacket};
 
 /// The capture's bytes, leaked so readers can borrow them for `'static`.
@@ -162,5 +167,32 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine);
+fn writers(c: &mut Criterion) {
+    let packets = decode_all(capture());
+    let mut table = FlowTable::new(FlowConfig::default());
+    let mut recs = Vec::new();
+    let mut sink = |r: &ConnRecord| recs.push(*r);
+    for p in &packets {
+        table.process(p, &mut sink);
+    }
+    table.finish(&mut sink);
+    let (first, last) = (packets[0].ts, packets[packets.len() - 1].ts);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-records");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(recs.len() as u64));
+    g.bench_function("records", |b| {
+        b.iter(|| {
+            let mut w = RecordWriters::create(&dir, false, Mode::Atomic, true).unwrap();
+            for r in &recs {
+                w.record(r);
+            }
+            w.finish(first, last).unwrap().0.counts().total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine, writers);
 criterion_main!(benches);
