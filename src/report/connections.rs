@@ -8,50 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::flow::{ConnRecord, Side};
 use crate::source::Nanos;
 
+use super::frame::CONNECTION_COLUMNS;
 use super::output::{LineFile, Mode, OutputError};
 use super::site::is_local;
 use super::{RecordText, text};
-
-/// Column names, in order; documented in the README.
-pub const COLUMNS: &[&str] = &[
-    "uid",
-    "ts",
-    "orig_addr",
-    "orig_port",
-    "resp_addr",
-    "resp_port",
-    "proto",
-    "ip_proto",
-    "duration",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "local_orig",
-    "local_resp",
-    "missed_bytes",
-    "history",
-    "orig_pkts",
-    "orig_ip_bytes",
-    "resp_pkts",
-    "resp_ip_bytes",
-    "community_id",
-    "vlan",
-    "inner_vlan",
-    "first_syn_ts",
-    "syn_ack_ts",
-    "established_ts",
-    "handshake_rtt",
-    "first_fin_ts",
-    "first_fin_side",
-    "first_rst_ts",
-    "first_rst_side",
-    "last_packet_ts",
-    "close_reason",
-    "retransmits",
-    "out_of_order",
-    "zero_windows",
-    "midstream",
-];
 
 pub struct ConnectionsCsv {
     file: LineFile,
@@ -72,7 +32,8 @@ fn side(b: &mut Vec<u8>, s: Option<Side>) {
 impl ConnectionsCsv {
     pub fn create(dir: &Path, mode: Mode) -> Result<ConnectionsCsv, OutputError> {
         let mut file = LineFile::with_mode(dir, "connections.csv", mode)?;
-        file.write_all(format!("{}\n", COLUMNS.join(",")).as_bytes())?;
+        let names: Vec<&str> = CONNECTION_COLUMNS.iter().map(|c| c.0).collect();
+        file.write_all(format!("{}\n", names.join(",")).as_bytes())?;
         Ok(ConnectionsCsv { file })
     }
 

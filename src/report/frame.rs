@@ -20,7 +20,8 @@ use super::site::is_local;
 /// Rows per Parquet row group.
 pub const BATCH_ROWS: usize = 16_384;
 
-/// connections.parquet's columns: those of connections.csv, typed.
+/// The columns of connections.csv and connections.parquet, in order, with
+/// their Parquet types; documented in the README.
 pub const CONNECTION_COLUMNS: &[ColumnDef] = &[
     ("uid", Kind::Text),
     ("ts", Kind::Time),

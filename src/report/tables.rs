@@ -406,15 +406,13 @@ impl Conns {
                 let ids = c.u32()?;
                 let mut text = StringChunkedBuilder::new(name.into(), ids.len());
                 for id in ids.iter() {
-                    let Some((i, a)) =
-                        id.and_then(|i| Some((i as usize, self.addrs.get(i as usize)?)))
-                    else {
+                    let Some(i) = id.map(|i| i as usize).filter(|&i| i < spans.len()) else {
                         text.append_null();
                         continue;
                     };
                     let (start, end) = *spans[i].get_or_insert_with(|| {
                         buf.clear();
-                        super::text::addr(&mut buf, *a);
+                        super::text::addr(&mut buf, self.addrs[i]);
                         let start = arena.len();
                         arena.push_str(&String::from_utf8_lossy(&buf));
                         (start, arena.len())

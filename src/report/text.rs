@@ -133,6 +133,7 @@ pub fn addr(out: &mut Vec<u8>, a: crate::decode::Addr) {
 /// addresses never get here: they are IPv4 addresses to the decoder.
 fn v6(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     let group = |i: usize| u16::from_be_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    // The run to compress; none yet (`run` 8 is past the last group).
     let (mut run, mut run_len, mut i) = (8, 1, 0);
     while i < 8 {
         let start = i;
