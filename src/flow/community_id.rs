@@ -27,16 +27,15 @@ pub fn community_id(
     // 16 + 2 + 4 bytes, a single SHA-1 block.
     let mut msg = [0u8; 40];
     let mut n = 2; // the seed, 0
-    for part in [a.wire(), b.wire(), &[ip_proto, 0]] {
+    // Ports are always hashed: Zeek passes 0/0 for protocols it has none
+    // for, and includes them.
+    let (ap, bp) = (ap.to_be_bytes(), bp.to_be_bytes());
+    for part in [a.wire(), b.wire(), &[ip_proto, 0], &ap, &bp] {
         msg[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
-    // Protocols without ports hash none (SCTP would have them; Zeek passes 0/0
-    // for every protocol it does not know, and includes them).
-    msg[n..n + 2].copy_from_slice(&ap.to_be_bytes());
-    msg[n + 2..n + 4].copy_from_slice(&bp.to_be_bytes());
     out.push_str("1:");
-    crate::base64::encode(&Sha1::digest(&msg[..n + 4]), out);
+    crate::base64::encode(&Sha1::digest(&msg[..n]), out);
 }
 
 #[cfg(test)]
