@@ -5,9 +5,10 @@
 //! ([`Session::feed`]); connections are tracked either on that thread too
 //! (`threads` = 1, and always for live capture, whose view reads the table)
 //! or by `threads - 1` shard threads, each owning the connections whose key
-//! hashes to it; a writer thread formats the records (conn.log, CSV,
-//! Parquet) as they leave the tables, in batches. The fan-in tables and
-//! charts are built from connections.parquet afterwards
+//! hashes to it. The records (conn.log, CSV, Parquet) are written in
+//! batches as they leave the tables: by a writer thread when tracking is on
+//! the caller's thread, otherwise by whichever thread would wait (see
+//! [`Writing`]). The fan-in tables and charts are built afterwards
 //! ([`crate::report::build`]).
 //!
 //! Shards give the same connections as one table: every shard's clock steps
@@ -15,10 +16,13 @@
 //! fires at the packet it would fire at in a single table. Only `--max-flows`
 //! differs: each shard holds its share of the bound.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::decode::{DecodeConfig, Decoder, Packet, Skip};
 use crate::flow::{ConnRecord, FlowConfig, FlowTable, RecordSink, TableStats, shard_of};
@@ -82,10 +86,14 @@ pub struct Outcome {
     pub conns: Option<Conns>,
 }
 
-/// Records per message to the writer thread. Whatever the writer has queued
-/// when the input ends is finished on one core while the other waits: with
-/// 4096 that backlog took a median 26 ms on bench_1g, with 1024 15 ms.
+/// Records per message to the writers. Whatever is queued when the input
+/// ends is finished on one core while the other waits: with 4096 that
+/// backlog took a median 26 ms on bench_1g, with 1024 15 ms.
 const BATCH: usize = 1024;
+
+/// Batches queued for the writers before their producer waits (or, with
+/// no writer thread, writes them itself).
+const WRITE_QUEUE: usize = 4;
 
 enum ToWriter {
     /// The capture's first packet time, for conn.log's `#open`.
@@ -95,24 +103,152 @@ enum ToWriter {
     Flush,
 }
 
-/// Collects records into batches for the writer thread.
+/// The record writers and the batches queued for them. With shard threads
+/// there is no writer thread: whichever thread would otherwise wait (the
+/// reader on a full shard queue, a shard on an empty one) writes the next
+/// batch, so two cores stay busy with two threads instead of three taking
+/// turns. Batches are written in order: a batch is taken from the queue
+/// only by the thread holding the writers. Lock order: writers, then queue.
+struct Writing {
+    queue: Mutex<Queue>,
+    /// The queue grew, shrank or closed.
+    changed: Condvar,
+    writers: Mutex<RecordWriters>,
+    /// A thread of its own writes (tracking on the caller's thread: live
+    /// capture and `--threads 1`); producers wait for room instead of writing.
+    dedicated: bool,
+    /// A writer panicked (its lock is poisoned).
+    lost: AtomicBool,
+}
+
+struct Queue {
+    batches: VecDeque<ToWriter>,
+    closed: bool,
+}
+
+impl Writing {
+    fn new(writers: RecordWriters, dedicated: bool) -> Writing {
+        Writing {
+            queue: Mutex::new(Queue {
+                batches: VecDeque::with_capacity(WRITE_QUEUE + 1),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            writers: Mutex::new(writers),
+            dedicated,
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|poisoned| {
+            self.lost.store(true, Ordering::Relaxed);
+            poisoned.into_inner()
+        })
+    }
+
+    fn push(&self, msg: ToWriter) {
+        let mut q = self.queue();
+        q.batches.push_back(msg);
+        self.changed.notify_all();
+        if self.dedicated {
+            while q.batches.len() > WRITE_QUEUE && !self.lost.load(Ordering::Relaxed) {
+                q = match self.changed.wait(q) {
+                    Ok(q) => q,
+                    Err(_) => return self.lost.store(true, Ordering::Relaxed),
+                };
+            }
+        } else {
+            let full = q.batches.len() > WRITE_QUEUE;
+            drop(q);
+            if full {
+                while self.write_next(true) && self.queue().batches.len() > WRITE_QUEUE {}
+            }
+        }
+    }
+
+    /// Write the next queued batch: false if there was none, or if `wait`
+    /// is false and another thread holds the writers.
+    fn write_next(&self, wait: bool) -> bool {
+        let locked = if wait {
+            self.writers.lock().map_err(|_| true)
+        } else {
+            let poisoned = |e| matches!(e, TryLockError::Poisoned(_));
+            self.writers.try_lock().map_err(poisoned)
+        };
+        let mut writers = match locked {
+            Ok(writers) => writers,
+            Err(poisoned) => {
+                if poisoned {
+                    self.lost.store(true, Ordering::Relaxed);
+                }
+                return false;
+            }
+        };
+        let Some(msg) = self.queue().batches.pop_front() else {
+            return false;
+        };
+        self.changed.notify_all();
+        match msg {
+            ToWriter::Open(ts) => writers.open(ts),
+            ToWriter::Records(batch) => {
+                for r in &batch {
+                    writers.record(r);
+                }
+            }
+            ToWriter::Flush => writers.flush(),
+        }
+        true
+    }
+
+    /// The dedicated writer thread: write until the queue is closed and empty.
+    fn serve(&self) {
+        loop {
+            {
+                let mut q = self.queue();
+                while q.batches.is_empty() && !q.closed {
+                    q = match self.changed.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return self.lost.store(true, Ordering::Relaxed),
+                    };
+                }
+                if q.batches.is_empty() {
+                    return;
+                }
+            }
+            self.write_next(true);
+        }
+    }
+
+    fn close(&self) {
+        self.queue().closed = true;
+        self.changed.notify_all();
+    }
+
+    /// Everything written; the writers back, unless a writer was lost.
+    fn finish(self) -> Option<RecordWriters> {
+        while self.write_next(true) {}
+        let writers = self.writers.into_inner().ok()?;
+        (!self.lost.into_inner()).then_some(writers)
+    }
+}
+
+/// Collects records into batches for the writers.
 struct Batcher {
     buf: Vec<ConnRecord>,
-    tx: SyncSender<ToWriter>,
-    lost: bool,
+    writing: Arc<Writing>,
 }
 
 impl Batcher {
-    fn new(tx: SyncSender<ToWriter>) -> Batcher {
+    fn new(writing: Arc<Writing>) -> Batcher {
         Batcher {
             buf: Vec::with_capacity(BATCH),
-            tx,
-            lost: false,
+            writing,
         }
     }
 
     fn send(&mut self, msg: ToWriter) {
-        self.lost |= self.tx.send(msg).is_err();
+        self.writing.push(msg);
     }
 
     fn flush(&mut self) {
@@ -144,14 +280,13 @@ struct Tracker {
 struct Tracked {
     stats: TableStats,
     traffic: Traffic,
-    lost: bool,
 }
 
 impl Tracker {
-    fn new(flow: FlowConfig, tx: SyncSender<ToWriter>) -> Tracker {
+    fn new(flow: FlowConfig, writing: Arc<Writing>) -> Tracker {
         Tracker {
             table: FlowTable::new(flow),
-            sink: Batcher::new(tx),
+            sink: Batcher::new(writing),
             traffic: Traffic::default(),
         }
     }
@@ -193,7 +328,6 @@ impl Tracker {
         Tracked {
             stats: self.table.stats(),
             traffic: self.traffic,
-            lost: self.sink.lost,
         }
     }
 }
@@ -203,12 +337,11 @@ impl Tracker {
 /// 21 paired runs).
 const SHARD_BATCH: usize = 8192;
 
-/// Batches a shard's queue holds before the reader waits. Three threads
-/// share two cores, so a shard is often descheduled for a while, and with
-/// a short queue the reader then blocks and its core idles. 8 against 4 on
-/// bench_1g: faster in 70 of 113 paired runs, by a median 0.01–0.03 s
-/// (12 and 16 gained as much; 64 added 24 MiB); RSS +3 MiB without the
-/// tables.
+/// Batches a shard's queue holds before the reader writes records or
+/// waits. 8 against 4 on bench_1g, with a writer thread: faster in 70 of
+/// 113 paired runs, by a median 0.01–0.03 s (12 and 16 gained as much; 64
+/// added 24 MiB); with the reader writing, 4 was still slower (+0.02 s,
+/// faster in 13 of 31).
 const SHARD_QUEUE: usize = 8;
 
 /// A batch for one shard: its packets and, when there are several shards,
@@ -228,6 +361,7 @@ fn clock_capacity(shards: usize) -> usize {
 /// Shard threads and the batch being filled for them.
 struct Shards {
     vlan_key: bool,
+    writing: Arc<Writing>,
     txs: Vec<SyncSender<ShardBatch>>,
     threads: Vec<JoinHandle<Tracked>>,
     times: Vec<Nanos>,
@@ -235,15 +369,26 @@ struct Shards {
 }
 
 impl Shards {
-    fn start(n: usize, flow: &FlowConfig, writer: &SyncSender<ToWriter>) -> Shards {
+    fn start(n: usize, flow: &FlowConfig, writing: &Arc<Writing>) -> Shards {
         let mut share = flow.clone();
         share.max_flows = flow.max_flows.div_ceil(n).max(1);
         let (mut txs, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for _ in 0..n {
             let (tx, rx) = sync_channel::<ShardBatch>(SHARD_QUEUE);
-            let mut tracker = Tracker::new(share.clone(), writer.clone());
+            let mut tracker = Tracker::new(share.clone(), writing.clone());
+            let writing = writing.clone();
             threads.push(std::thread::spawn(move || {
-                for batch in rx {
+                loop {
+                    let batch = match rx.try_recv() {
+                        Ok(batch) => batch,
+                        // Nothing to track: write while the reader catches up.
+                        Err(TryRecvError::Empty) if writing.write_next(false) => continue,
+                        Err(TryRecvError::Empty) => match rx.recv() {
+                            Ok(batch) => batch,
+                            Err(_) => break,
+                        },
+                        Err(TryRecvError::Disconnected) => break,
+                    };
                     tracker.batch(&batch);
                 }
                 tracker.finish()
@@ -252,6 +397,7 @@ impl Shards {
         }
         Shards {
             vlan_key: flow.vlan_key,
+            writing: writing.clone(),
             txs,
             threads,
             times: Vec::with_capacity(clock_capacity(n)),
@@ -294,12 +440,23 @@ impl Shards {
         let clock = clock_capacity(self.txs.len());
         let times = std::mem::replace(&mut self.times, Vec::with_capacity(clock));
         for (tx, (packets, index)) in self.txs.iter().zip(&mut self.pending) {
-            // A shard that is gone shows up as lost when it is joined.
-            let _ = tx.send(ShardBatch {
+            let mut batch = ShardBatch {
                 packets: std::mem::replace(packets, Vec::with_capacity(SHARD_BATCH)),
                 index: std::mem::replace(index, Vec::with_capacity(clock)),
                 times: times.clone(),
-            });
+            };
+            // A shard that is gone shows up as lost when it is joined.
+            loop {
+                match tx.try_send(batch) {
+                    // The shard is behind: write instead of waiting for it.
+                    Err(TrySendError::Full(b)) if self.writing.write_next(false) => batch = b,
+                    Err(TrySendError::Full(b)) => {
+                        let _ = tx.send(b);
+                        break;
+                    }
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                }
+            }
         }
     }
 
@@ -307,10 +464,15 @@ impl Shards {
     fn finish(mut self) -> Option<Tracked> {
         self.send();
         drop(self.txs);
+        // Write while the shards finish their queues.
+        while self.threads.iter().any(|t| !t.is_finished()) {
+            if !self.writing.write_next(false) {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
         let mut all = Tracked {
             stats: TableStats::default(),
             traffic: Traffic::default(),
-            lost: false,
         };
         for thread in self.threads {
             let t = thread.join().ok()?;
@@ -322,7 +484,6 @@ impl Shards {
             // The shards' peaks may fall at different times: an upper bound.
             a.peak_flows += b.peak_flows;
             all.traffic.merge(t.traffic);
-            all.lost |= t.lost;
         }
         Some(all)
     }
@@ -359,7 +520,9 @@ pub struct Session {
     bpf: Option<Bpf>,
     /// The caller's line to the writer (conn.log's header, live flushes).
     writer_tx: Batcher,
-    writer: JoinHandle<RecordWriters>,
+    writing: Arc<Writing>,
+    /// The writer thread, when there are no shard threads to write.
+    writer: Option<JoinHandle<()>>,
     counts: PacketCounts,
     skipped: BTreeMap<Skip, u64>,
     span: Option<(Nanos, Nanos)>,
@@ -374,33 +537,25 @@ impl Session {
         // Offline runs keep the table columns for the reports; a live
         // capture may run for days, so its reports read them back instead.
         let keep = cfg.tables && cfg.mode == Mode::Atomic;
-        let mut writers = RecordWriters::create(&cfg.out, cfg.flow.vlan_key, cfg.mode, keep)?;
-        let (tx, rx) = sync_channel::<ToWriter>(4);
-        let writer = std::thread::spawn(move || {
-            for msg in rx {
-                match msg {
-                    ToWriter::Open(ts) => writers.open(ts),
-                    ToWriter::Records(batch) => {
-                        for r in &batch {
-                            writers.record(r);
-                        }
-                    }
-                    ToWriter::Flush => writers.flush(),
-                }
-            }
-            writers
-        });
-        let flows = if cfg.threads > 1 {
-            Flows::Sharded(Shards::start(cfg.threads - 1, &cfg.flow, &tx))
+        let writers = RecordWriters::create(&cfg.out, cfg.flow.vlan_key, cfg.mode, keep)?;
+        let sharded = cfg.threads > 1;
+        let writing = Arc::new(Writing::new(writers, !sharded));
+        let (flows, writer) = if sharded {
+            let shards = Shards::start(cfg.threads - 1, &cfg.flow, &writing);
+            (Flows::Sharded(shards), None)
         } else {
-            Flows::Inline(Box::new(Tracker::new(cfg.flow.clone(), tx.clone())))
+            let tracker = Tracker::new(cfg.flow.clone(), writing.clone());
+            let serving = writing.clone();
+            let writer = std::thread::spawn(move || serving.serve());
+            (Flows::Inline(Box::new(tracker)), Some(writer))
         };
         Ok(Session {
             decoder: Decoder::new(cfg.decode),
             flows,
             cfg,
             bpf,
-            writer_tx: Batcher::new(tx),
+            writer_tx: Batcher::new(writing.clone()),
+            writing,
             writer,
             counts: PacketCounts::default(),
             skipped: BTreeMap::new(),
@@ -495,10 +650,12 @@ impl Session {
             Flows::Inline(t) => Some(t.finish()),
             Flows::Sharded(s) => s.finish(),
         };
-        let lost = self.writer_tx.lost;
         drop(self.writer_tx);
-        let (tracked, written) = match (tracked, self.writer.join()) {
-            (Some(t), Ok(w)) if !lost && !t.lost => (t, w),
+        self.writing.close();
+        let joined = self.writer.is_none_or(|w| w.join().is_ok());
+        let written = Arc::into_inner(self.writing).and_then(Writing::finish);
+        let (tracked, written) = match (tracked, written) {
+            (Some(t), Some(w)) if joined => (t, w),
             _ => return Err(AnalyzeError::WriterLost),
         };
         let (first, last) = self.span.unwrap_or((0, 0));
