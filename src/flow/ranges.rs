@@ -62,6 +62,23 @@ impl Ranges {
         if a >= b {
             return;
         }
+        // In-order data, nearly every segment: it starts within or right
+        // after the last range (the ranges before that one end short of
+        // it), or it is the first.
+        if self.spill.is_empty() {
+            match self.len as usize {
+                0 => {
+                    self.inline[0] = (a, b);
+                    self.len = 1;
+                    return;
+                }
+                n if (self.inline[n - 1].0..=self.inline[n - 1].1).contains(&a) => {
+                    self.inline[n - 1].1 = self.inline[n - 1].1.max(b);
+                    return;
+                }
+                _ => {}
+            }
+        }
         let mut out: [(u64, u64); INLINE + 1] = [(0, 0); INLINE + 1];
         let mut n = 0;
         let mut placed = false;
@@ -180,5 +197,50 @@ mod tests {
         r.remove_below(50);
         assert_eq!(r.first(), Some((1, 100)));
         assert_eq!(r.containing(99), Some((1, 100)));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The ranges a set of bytes makes: maximal runs.
+        fn runs(bytes: &[bool]) -> Vec<(u64, u64)> {
+            let mut out: Vec<(u64, u64)> = Vec::new();
+            for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b) {
+                let i = i as u64;
+                match out.last_mut() {
+                    Some(last) if last.1 == i => last.1 = i + 1,
+                    _ => out.push((i, i + 1)),
+                }
+            }
+            out
+        }
+
+        proptest! {
+            /// Inserting and trimming agree with a byte-by-byte model
+            /// (trimming drops whole runs that end at or before the point).
+            #[test]
+            fn agrees_with_a_byte_model(
+                ops in proptest::collection::vec((0u64..64, 0u64..12, any::<bool>()), 1..40),
+            ) {
+                let mut r = Ranges::default();
+                let mut bytes = vec![false; 80];
+                for (a, len, trim) in ops {
+                    if trim {
+                        r.remove_below(a);
+                        for (x, y) in runs(&bytes) {
+                            if y <= a {
+                                bytes[x as usize..y as usize].fill(false);
+                            }
+                        }
+                    } else {
+                        r.insert(a, a + len);
+                        bytes[a as usize..(a + len) as usize].fill(true);
+                    }
+                    let want = runs(&bytes);
+                    prop_assert_eq!(r.as_slice(), want.as_slice());
+                }
+            }
+        }
     }
 }
