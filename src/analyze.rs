@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::decode::{DecodeConfig, Decoder, Packet, Skip};
 use crate::flow::{ConnRecord, FlowConfig, FlowTable, RecordSink, TableStats, shard_of};
+use crate::report::build::Analysed;
 use crate::report::output::{self, Mode, OutputError};
 use crate::report::summary::{
     CaptureSpan, InputSummary, LiveStats, PacketCounts, Summary, TableSummary,
@@ -84,6 +85,19 @@ pub struct Outcome {
     /// What the fan-in tables need, if kept (offline runs): hand it to
     /// [`crate::report::build::run`].
     pub conns: Option<Conns>,
+    /// Packets and bytes over time (also in traffic.parquet).
+    pub traffic: Traffic,
+}
+
+impl Outcome {
+    /// What the reports need, handed over in memory (the summary stays).
+    pub fn analysed(&mut self) -> Analysed {
+        Analysed {
+            summary: self.summary.clone(),
+            traffic: std::mem::take(&mut self.traffic),
+            conns: self.conns.take(),
+        }
+    }
 }
 
 /// Records per message to the writers. Whatever is queued when the input
@@ -711,6 +725,7 @@ impl Session {
             summary,
             damaged,
             conns,
+            traffic: tracked.traffic,
         })
     }
 }

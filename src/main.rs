@@ -271,7 +271,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("sockscope: warning: {w}");
             }
             let reports = if cfg.tables {
-                build::run(&cfg.out, &args.report.options(), outcome.conns.take())?
+                build::run(&cfg.out, &args.report.options(), Some(outcome.analysed()))?
             } else {
                 build::ReportOutcome::default()
             };
@@ -347,7 +347,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let reports = build::run(
                 &cfg.session.out,
                 &args.report.options(),
-                outcome.conns.take(),
+                Some(outcome.analysed()),
             )?;
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.session.out);

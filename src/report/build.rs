@@ -63,6 +63,15 @@ pub struct PortRow {
     pub peak_concurrent: u64,
 }
 
+/// What an analysis hands the reports in memory, so that they do not read
+/// back summary.json and traffic.parquet, which it has just written.
+pub struct Analysed {
+    pub summary: Summary,
+    pub traffic: Traffic,
+    /// The tables' rows, if kept (else read from connections.parquet).
+    pub conns: Option<Conns>,
+}
+
 /// What the reports found, for the terminal summary.
 #[derive(Clone, Debug, Default)]
 pub struct ReportOutcome {
@@ -176,16 +185,23 @@ fn top_ports(ports: &DataFrame, n: usize) -> PolarsResult<Vec<PortRow>> {
 }
 
 /// Build the tables (and charts and report.html unless disabled) in `dir`,
-/// from `conns` if the analysis kept them, else from connections.parquet.
+/// from what the analysis hands over, else from the files in `dir`.
 pub fn run(
     dir: &Path,
     opts: &ReportOptions,
-    conns: Option<Conns>,
+    analysed: Option<Analysed>,
 ) -> Result<ReportOutcome, ReportError> {
     output::prepare_dir(dir, true)?;
-    let summary = read_summary(dir)?;
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
+    let traffic_path = dir.join("traffic.parquet");
+    let (summary, traffic, conns) = match analysed {
+        Some(a) => (a.summary, a.traffic, a.conns),
+        None => {
+            let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
+            (read_summary(dir)?, traffic, None)
+        }
+    };
     let conns = match conns {
         Some(c) => c,
         None => Conns::load(&parquet).map_err(&err)?,
@@ -194,8 +210,6 @@ pub fn run(
     let last = (summary.capture.last_ts.unwrap_or(0.0) * 1e9) as Nanos;
     let secs = summary.capture.duration_s;
     let bins = Bins::new(first, last, opts.bin);
-    let traffic_path = dir.join("traffic.parquet");
-    let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
 
     // Two independent halves of about equal time: the clients table (as
     // many rows as client/server pairs), and ports, the timeline (whose
