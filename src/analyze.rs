@@ -173,10 +173,15 @@ impl Writing {
                 };
             }
         } else {
-            let full = q.batches.len() > WRITE_QUEUE;
             drop(q);
-            if full {
-                while self.write_next(true) && self.queue().batches.len() > WRITE_QUEUE {}
+            // Over the length: write, unless another thread is writing
+            // (waiting for it would idle this core); wait only past four
+            // times the length, which bounds the queue.
+            loop {
+                let len = self.queue().batches.len();
+                if len <= WRITE_QUEUE || !self.write_next(len > 4 * WRITE_QUEUE) {
+                    break;
+                }
             }
         }
     }
