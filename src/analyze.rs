@@ -17,6 +17,7 @@
 //! differs: each shard holds its share of the bound.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError, sync_channel};
@@ -131,7 +132,7 @@ struct Writing {
     /// A thread of its own writes (tracking on the caller's thread: live
     /// capture and `--threads 1`); producers wait for room instead of writing.
     dedicated: bool,
-    /// A writer panicked (its lock is poisoned).
+    /// A writer panicked: what is queued is dropped.
     lost: AtomicBool,
 }
 
@@ -208,7 +209,14 @@ impl Writing {
             return false;
         };
         self.changed.notify_all();
-        match msg {
+        if self.lost.load(Ordering::Relaxed) {
+            // The rest is dropped; the run ends in an error.
+            return true;
+        }
+        // Any thread may be writing, the caller's too: a bug in a writer
+        // ends the run with an error, as it did on a writer thread of its
+        // own, instead of unwinding through the reader.
+        let wrote = panic::catch_unwind(AssertUnwindSafe(|| match msg {
             ToWriter::Open(ts) => writers.open(ts),
             ToWriter::Records(batch) => {
                 for r in &batch {
@@ -216,6 +224,9 @@ impl Writing {
                 }
             }
             ToWriter::Flush => writers.flush(),
+        }));
+        if wrote.is_err() {
+            self.lost.store(true, Ordering::Relaxed);
         }
         true
     }
