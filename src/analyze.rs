@@ -21,7 +21,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -106,8 +106,9 @@ impl Outcome {
 /// backlog took a median 26 ms on bench_1g, with 1024 15 ms.
 const BATCH: usize = 1024;
 
-/// Batches queued for the writers before their producer waits (or, with
-/// no writer thread, writes them itself).
+/// Batches queued for the writers before their producer waits for the
+/// writer thread or, without one, writes them itself (unless another thread
+/// is writing; past four times as many it waits for that one).
 const WRITE_QUEUE: usize = 4;
 
 enum ToWriter {
@@ -155,11 +156,14 @@ impl Writing {
         }
     }
 
+    // Nothing panics while holding a lock (writes are caught), so a
+    // poisoned one would still hold a consistent queue.
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|poisoned| {
-            self.lost.store(true, Ordering::Relaxed);
-            poisoned.into_inner()
-        })
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        self.changed.wait(q).unwrap_or_else(PoisonError::into_inner)
     }
 
     fn push(&self, msg: ToWriter) {
@@ -167,11 +171,8 @@ impl Writing {
         q.batches.push_back(msg);
         self.changed.notify_all();
         if self.dedicated {
-            while q.batches.len() > WRITE_QUEUE && !self.lost.load(Ordering::Relaxed) {
-                q = match self.changed.wait(q) {
-                    Ok(q) => q,
-                    Err(_) => return self.lost.store(true, Ordering::Relaxed),
-                };
+            while q.batches.len() > WRITE_QUEUE {
+                q = self.wait(q);
             }
         } else {
             drop(q);
@@ -190,20 +191,13 @@ impl Writing {
     /// Write the next queued batch: false if there was none, or if `wait`
     /// is false and another thread holds the writers.
     fn write_next(&self, wait: bool) -> bool {
-        let locked = if wait {
-            self.writers.lock().map_err(|_| true)
+        let writers = if wait {
+            self.writers.lock().ok()
         } else {
-            let poisoned = |e| matches!(e, TryLockError::Poisoned(_));
-            self.writers.try_lock().map_err(poisoned)
+            self.writers.try_lock().ok()
         };
-        let mut writers = match locked {
-            Ok(writers) => writers,
-            Err(poisoned) => {
-                if poisoned {
-                    self.lost.store(true, Ordering::Relaxed);
-                }
-                return false;
-            }
+        let Some(mut writers) = writers else {
+            return false;
         };
         let Some(msg) = self.queue().batches.pop_front() else {
             return false;
@@ -237,10 +231,7 @@ impl Writing {
             {
                 let mut q = self.queue();
                 while q.batches.is_empty() && !q.closed {
-                    q = match self.changed.wait(q) {
-                        Ok(q) => q,
-                        Err(_) => return self.lost.store(true, Ordering::Relaxed),
-                    };
+                    q = self.wait(q);
                 }
                 if q.batches.is_empty() {
                     return;
@@ -255,7 +246,7 @@ impl Writing {
         self.changed.notify_all();
     }
 
-    /// Everything written; the writers back, unless a writer was lost.
+    /// Everything written; the writers back, unless a write panicked.
     fn finish(self) -> Option<RecordWriters> {
         while self.write_next(true) {}
         let writers = self.writers.into_inner().ok()?;
