@@ -269,14 +269,10 @@ impl Batcher {
         }
     }
 
-    fn send(&mut self, msg: ToWriter) {
-        self.writing.push(msg);
-    }
-
     fn flush(&mut self) {
         if !self.buf.is_empty() {
             let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-            self.send(ToWriter::Records(full));
+            self.writing.push(ToWriter::Records(full));
         }
     }
 }
@@ -540,8 +536,7 @@ pub struct Session {
     decoder: Decoder,
     flows: Flows,
     bpf: Option<Bpf>,
-    /// The caller's line to the writer (conn.log's header, live flushes).
-    writer_tx: Batcher,
+    /// The writers (the caller sends conn.log's header and live flushes).
     writing: Arc<Writing>,
     /// The writer thread, when there are no shard threads to write.
     writer: Option<JoinHandle<()>>,
@@ -576,7 +571,6 @@ impl Session {
             flows,
             cfg,
             bpf,
-            writer_tx: Batcher::new(writing.clone()),
             writing,
             writer,
             counts: PacketCounts::default(),
@@ -596,7 +590,7 @@ impl Session {
         }
         self.span = Some(match self.span {
             None => {
-                self.writer_tx.send(ToWriter::Open(raw.ts));
+                self.writing.push(ToWriter::Open(raw.ts));
                 (raw.ts, raw.ts)
             }
             Some((a, b)) => (a.min(raw.ts), b.max(raw.ts)),
@@ -637,7 +631,7 @@ impl Session {
         if let Flows::Inline(t) = &mut self.flows {
             t.sink.flush();
         }
-        self.writer_tx.send(ToWriter::Flush);
+        self.writing.push(ToWriter::Flush);
     }
 
     /// Move the clock to `now` without a packet (live capture when idle),
@@ -672,7 +666,6 @@ impl Session {
             Flows::Inline(t) => Some(t.finish()),
             Flows::Sharded(s) => s.finish(),
         };
-        drop(self.writer_tx);
         self.writing.close();
         let joined = self.writer.is_none_or(|w| w.join().is_ok());
         let written = Arc::into_inner(self.writing).and_then(Writing::finish);

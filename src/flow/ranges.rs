@@ -66,17 +66,15 @@ impl Ranges {
         // after the last range (the ranges before that one end short of
         // it), or it is the first.
         if self.spill.is_empty() {
-            match self.len as usize {
-                0 => {
-                    self.inline[0] = (a, b);
-                    self.len = 1;
-                    return;
-                }
-                n if (self.inline[n - 1].0..=self.inline[n - 1].1).contains(&a) => {
-                    self.inline[n - 1].1 = self.inline[n - 1].1.max(b);
-                    return;
-                }
-                _ => {}
+            let Some(n) = (self.len as usize).checked_sub(1) else {
+                self.inline[0] = (a, b);
+                self.len = 1;
+                return;
+            };
+            let last = &mut self.inline[n];
+            if last.0 <= a && a <= last.1 {
+                last.1 = last.1.max(b);
+                return;
             }
         }
         let mut out: [(u64, u64); INLINE + 1] = [(0, 0); INLINE + 1];

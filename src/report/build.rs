@@ -194,11 +194,11 @@ pub fn run(
     output::prepare_dir(dir, true)?;
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
-    let traffic_path = dir.join("traffic.parquet");
     let (summary, traffic, conns) = match analysed {
         Some(a) => (a.summary, a.traffic, a.conns),
         None => {
-            let traffic = Traffic::read(&traffic_path).map_err(data_err(&traffic_path))?;
+            let path = dir.join("traffic.parquet");
+            let traffic = Traffic::read(&path).map_err(data_err(&path))?;
             (read_summary(dir)?, traffic, None)
         }
     };
