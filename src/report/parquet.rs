@@ -21,6 +21,7 @@
 //! - no column statistics are written.
 
 use std::io::{self, Cursor, Write};
+use std::thread::JoinHandle;
 
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
@@ -416,7 +417,9 @@ pub struct Writer<W: Write> {
     packed: Vec<u8>,
     levels: Vec<u8>,
     head: Vec<u8>,
-    arrow_schema: String,
+    /// Made on a thread of its own: polars' first use takes 6–7 ms, which
+    /// the capture's first packets need not wait for.
+    arrow_schema: JoinHandle<PolarsResult<String>>,
 }
 
 /// Where a column chunk's pages landed.
@@ -444,7 +447,7 @@ impl<W: Write> Writer<W> {
             packed: Vec::new(),
             levels: Vec::new(),
             head: Vec::new(),
-            arrow_schema: arrow_schema(columns).map_err(io::Error::other)?,
+            arrow_schema: std::thread::spawn(|| arrow_schema(columns)),
         })
     }
 
@@ -597,6 +600,11 @@ impl<W: Write> Writer<W> {
     /// Write the last row group and the footer; returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.flush_group()?;
+        let arrow_schema = self
+            .arrow_schema
+            .join()
+            .map_err(|_| io::Error::other("internal error: the Arrow schema's thread stopped"))?
+            .map_err(io::Error::other)?;
         let mut footer = Vec::new();
         let mut c = Compact::new(&mut footer);
         // The format's version field: writers set 1 whatever features
@@ -615,7 +623,7 @@ impl<W: Write> Writer<W> {
             .list_structs(4, self.group_count, &self.groups);
         c.each_struct(5, &[()], |c, _| {
             c.binary(1, b"ARROW:schema")
-                .binary(2, self.arrow_schema.as_bytes());
+                .binary(2, arrow_schema.as_bytes());
         });
         c.binary(
             6,
