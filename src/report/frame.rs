@@ -1,4 +1,4 @@
-//! connections.parquet, and the helpers every Parquet table shares.
+//! connections.parquet, and the helpers every Parquet file shares.
 //!
 //! Types: timestamps are `Datetime(ns, UTC)`, durations `Duration(ns)`,
 //! addresses strings, ports `UInt16`, counts unsigned integers; columns are
@@ -67,7 +67,7 @@ fn side(s: Option<Side>) -> Option<&'static str> {
 }
 
 /// One record as a row of [`CONNECTION_COLUMNS`], in their order.
-fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
+pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
     let l = &r.lifecycle;
     row.text(t.uid())
         .nanos(r.start)
@@ -115,8 +115,9 @@ pub fn utc(name: &str, ns: Vec<i64>) -> Column {
         .into_column()
 }
 
-/// connections.parquet, written a row group at a time under a temporary name.
-pub struct ConnectionsParquet {
+/// A Parquet file written by [`super::parquet`] a row group at a time,
+/// under a temporary name until it is finished.
+pub struct ParquetFile {
     path: PathBuf,
     writer: parquet::Writer<OutFile>,
 }
@@ -137,17 +138,21 @@ pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<(), O
     file.commit().map(drop)
 }
 
-impl ConnectionsParquet {
-    pub fn create(dir: &Path) -> Result<ConnectionsParquet, OutputError> {
-        let path = dir.join("connections.parquet");
-        let file = OutFile::create(dir, "connections.parquet")?;
-        let writer = parquet::Writer::new(file, CONNECTION_COLUMNS)
-            .map_err(|e| OutputError::new(&path, e))?;
-        Ok(ConnectionsParquet { path, writer })
+impl ParquetFile {
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        columns: &'static [ColumnDef],
+    ) -> Result<ParquetFile, OutputError> {
+        let path = dir.join(name);
+        let file = OutFile::create(dir, name)?;
+        let writer = parquet::Writer::new(file, columns).map_err(|e| OutputError::new(&path, e))?;
+        Ok(ParquetFile { path, writer })
     }
 
-    pub fn write(&mut self, r: &ConnRecord, t: &RecordText) -> Result<(), OutputError> {
-        self.writer.row(|row| connection_row(row, r, t));
+    /// Append a row: `fill` writes every column once, in order.
+    pub fn row(&mut self, fill: impl FnOnce(&mut Row)) -> Result<(), OutputError> {
+        self.writer.row(fill);
         if self.writer.buffered() >= BATCH_ROWS {
             self.writer
                 .flush_group()

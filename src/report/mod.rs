@@ -19,7 +19,7 @@ use crate::flow::{ConnRecord, RecordSink};
 use crate::source::Nanos;
 use conn_log::ConnLog;
 use connections::ConnectionsCsv;
-use frame::ConnectionsParquet;
+use frame::{CONNECTION_COLUMNS, ParquetFile, connection_row};
 use output::{Mode, OutputError};
 use summary::RecordTally;
 
@@ -74,7 +74,7 @@ impl RecordText {
 pub struct RecordWriters {
     conn_log: ConnLog,
     csv: ConnectionsCsv,
-    parquet: ConnectionsParquet,
+    parquet: ParquetFile,
     text: RecordText,
     /// The columns the fan-in tables need, kept for them (offline runs;
     /// past one chunk in a temporary file).
@@ -96,7 +96,7 @@ impl RecordWriters {
         Ok(RecordWriters {
             conn_log: ConnLog::create(dir, vlan_key, mode)?,
             csv: ConnectionsCsv::create(dir, mode)?,
-            parquet: ConnectionsParquet::create(dir)?,
+            parquet: ParquetFile::create(dir, "connections.parquet", CONNECTION_COLUMNS)?,
             text: RecordText::default(),
             conns: keep.then(|| tables::ConnsBuilder::new(dir)),
             tally: RecordTally::default(),
@@ -120,7 +120,8 @@ impl RecordWriters {
         }
         self.conn_log.write(r, &self.text)?;
         self.csv.write(r, &self.text)?;
-        self.parquet.write(r, &self.text)
+        let text = &self.text;
+        self.parquet.row(|row| connection_row(row, r, text))
     }
 
     /// Make every record so far visible in the journals (live capture).

@@ -8,7 +8,19 @@ use polars::prelude::*;
 
 use crate::source::Nanos;
 
+use super::frame::ParquetFile;
 use super::output::OutputError;
+use super::parquet::{ColumnDef, Kind};
+
+/// traffic.parquet's columns: one row per slot.
+const COLUMNS: &[ColumnDef] = &[
+    ("slot_start", Kind::Time),
+    ("slot_width", Kind::Span),
+    ("packets_to_server", Kind::U64),
+    ("packets_to_client", Kind::U64),
+    ("ip_bytes_to_server", Kind::U64),
+    ("ip_bytes_to_client", Kind::U64),
+];
 
 const MAX_SLOTS: usize = 1 << 16;
 const START_RESOLUTION: Nanos = 1_000_000;
@@ -153,30 +165,6 @@ impl Traffic {
             .map(move |(i, s)| (origin + i as Nanos * res, s))
     }
 
-    pub fn to_frame(&self) -> PolarsResult<DataFrame> {
-        let (mut t, mut ps, mut pc, mut bs, mut bc) = (vec![], vec![], vec![], vec![], vec![]);
-        for (ts, s) in self.slots() {
-            t.push(ts);
-            ps.push(s.packets_to_server);
-            pc.push(s.packets_to_client);
-            bs.push(s.bytes_to_server);
-            bc.push(s.bytes_to_client);
-        }
-        let n = t.len();
-        DataFrame::new(
-            n,
-            vec![
-                super::frame::utc("slot_start", t),
-                Column::new("slot_width".into(), vec![self.resolution; n])
-                    .cast(&DataType::Duration(TimeUnit::Nanoseconds))?,
-                Column::new("packets_to_server".into(), ps),
-                Column::new("packets_to_client".into(), pc),
-                Column::new("ip_bytes_to_server".into(), bs),
-                Column::new("ip_bytes_to_client".into(), bc),
-            ],
-        )
-    }
-
     /// Rebuild from traffic.parquet.
     pub fn read(path: &Path) -> PolarsResult<Traffic> {
         let df = LazyFrame::scan_parquet(
@@ -225,10 +213,18 @@ impl Traffic {
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), OutputError> {
-        let mut df = self
-            .to_frame()
-            .map_err(|e| super::frame::polars_err(dir, e))?;
-        super::frame::write_parquet(dir, "traffic.parquet", &mut df)
+        let mut file = ParquetFile::create(dir, "traffic.parquet", COLUMNS)?;
+        for (start, s) in self.slots() {
+            file.row(|row| {
+                row.nanos(start)
+                    .nanos(self.resolution)
+                    .uint(s.packets_to_server)
+                    .uint(s.packets_to_client)
+                    .uint(s.bytes_to_server)
+                    .uint(s.bytes_to_client);
+            })?;
+        }
+        file.finish().map(drop)
     }
 }
 
