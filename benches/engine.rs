@@ -188,7 +188,9 @@ fn writers(c: &mut Criterion) {
             for r in &recs {
                 w.record(r);
             }
-            w.finish(first, last).unwrap().0.counts().total
+            let (files, rows) = w.into_parts();
+            files.finish(first, last).unwrap();
+            rows.finish().0.counts().total
         })
     });
     g.finish();

@@ -36,7 +36,7 @@ use crate::report::summary::{
 };
 use crate::report::tables::Conns;
 use crate::report::traffic::Traffic;
-use crate::report::{RecordWriters, text};
+use crate::report::{PendingFiles, RecordOutput, RecordWriters, text};
 use crate::source::filter::{Bpf, FilterError};
 use crate::source::{CaptureReader, Compression, Merge, Nanos, OpenOrRead, RawPacket, SourceError};
 
@@ -90,6 +90,9 @@ pub struct Outcome {
     pub conns: Option<Conns>,
     /// Packets and bytes over time (also in traffic.parquet).
     pub traffic: Traffic,
+    /// The record files and traffic.parquet, still being finished: wait
+    /// for them (the reports do, if handed them).
+    pub files: PendingFiles,
 }
 
 impl Outcome {
@@ -99,6 +102,7 @@ impl Outcome {
             summary: self.summary.clone(),
             traffic: std::mem::take(&mut self.traffic),
             conns: self.conns.take(),
+            files: std::mem::take(&mut self.files),
         }
     }
 }
@@ -120,6 +124,16 @@ enum ToWriter {
     Records(Vec<ConnRecord>),
     /// Make everything so far visible on disk (live capture).
     Flush,
+}
+
+impl ToWriter {
+    fn deliver(&self, to: &mut impl RecordOutput) {
+        match self {
+            ToWriter::Open(ts) => to.open(*ts),
+            ToWriter::Records(batch) => batch.iter().for_each(|r| to.record(r)),
+            ToWriter::Flush => to.flush(),
+        }
+    }
 }
 
 /// The record writers and the batches queued for them. With shard threads
@@ -213,15 +227,7 @@ impl Writing {
         // Any thread may be writing, the caller's too: a bug in a writer
         // ends the run with an error, as it did on a writer thread of its
         // own, instead of unwinding through the reader.
-        let wrote = panic::catch_unwind(AssertUnwindSafe(|| match msg {
-            ToWriter::Open(ts) => writers.open(ts),
-            ToWriter::Records(batch) => {
-                for r in &batch {
-                    writers.record(r);
-                }
-            }
-            ToWriter::Flush => writers.flush(),
-        }));
+        let wrote = panic::catch_unwind(AssertUnwindSafe(|| msg.deliver(&mut *writers)));
         if wrote.is_err() {
             self.lost.store(true, Ordering::Relaxed);
         }
@@ -249,11 +255,12 @@ impl Writing {
         self.changed.notify_all();
     }
 
-    /// Everything written; the writers back, unless a write panicked.
-    fn finish(self) -> Option<RecordWriters> {
-        while self.write_next(true) {}
+    /// The writers back with what is still queued for them, unless a write
+    /// panicked.
+    fn finish(self) -> Option<(RecordWriters, VecDeque<ToWriter>)> {
         let writers = self.writers.into_inner().ok()?;
-        (!self.lost.into_inner()).then_some(writers)
+        let rest = self.queue.into_inner().ok()?.batches;
+        (!self.lost.into_inner()).then_some((writers, rest))
     }
 }
 
@@ -688,7 +695,8 @@ impl Session {
         &self.cfg.out
     }
 
-    /// End of input: flush the table, finish every file, write summary.json.
+    /// End of input: flush the table and write summary.json; the record
+    /// files are left finishing in [`Outcome::files`].
     pub fn finish(self, live: Option<LiveStats>) -> Result<Outcome, AnalyzeError> {
         let tracked = match self.flows {
             Flows::Inline(t) => Some(t.finish()),
@@ -702,14 +710,23 @@ impl Session {
             _ => return Err(AnalyzeError::WriterLost),
         };
         let (first, last) = self.span.unwrap_or((0, 0));
-        // traffic.parquet does not wait for the record files to finish.
-        let out = &self.cfg.out;
-        let (written, traffic) = std::thread::scope(|scope| {
-            let traffic = scope.spawn(|| tracked.traffic.write(out));
-            (written.finish(first, last), traffic.join())
+        let (mut files, mut rows) = written.0.into_parts();
+        let rest = written.1;
+        for msg in &rest {
+            if let ToWriter::Records(batch) = msg {
+                batch.iter().for_each(|r| rows.record(r));
+            }
+        }
+        // The tables need only the rows: the record files and
+        // traffic.parquet finish on a thread of their own meanwhile.
+        let out = self.cfg.out.clone();
+        let traffic = tracked.traffic.clone();
+        let files = PendingFiles::start(&self.cfg.out, move || {
+            rest.iter().for_each(|msg| msg.deliver(&mut files));
+            files.finish(first, last)?;
+            traffic.write(&out)
         });
-        let (tally, conns) = written?;
-        traffic.map_err(|_| AnalyzeError::WriterLost)??;
+        let (tally, conns) = rows.finish();
         let stats = tracked.stats;
         let mut counts = self.counts;
         counts.late = stats.late_packets;
@@ -755,6 +772,7 @@ impl Session {
             damaged,
             conns,
             traffic: tracked.traffic,
+            files,
         })
     }
 }

@@ -275,6 +275,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             } else {
                 build::ReportOutcome::default()
             };
+            outcome.files.wait()?;
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.out);
             }
@@ -349,6 +350,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 &args.report.options(),
                 Some(outcome.analysed()),
             )?;
+            outcome.files.wait()?;
             if !cli.quiet {
                 print_summary(&outcome.summary, &reports, &cfg.session.out);
                 if let Some(l) = &outcome.summary.live {

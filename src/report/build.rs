@@ -14,7 +14,7 @@ use super::summary::Summary;
 use super::tables::{self, Conns, Servers};
 use super::timeline::{self, Bins};
 use super::traffic::Traffic;
-use super::{charts, html};
+use super::{PendingFiles, charts, html};
 
 /// What to build.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +70,8 @@ pub struct Analysed {
     pub traffic: Traffic,
     /// The tables' rows, if kept (else read from connections.parquet).
     pub conns: Option<Conns>,
+    /// The record files, still being finished.
+    pub files: PendingFiles,
 }
 
 /// What the reports found, for the terminal summary.
@@ -194,17 +196,20 @@ pub fn run(
     output::prepare_dir(dir, true)?;
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
-    let (summary, traffic, conns) = match analysed {
-        Some(a) => (a.summary, a.traffic, a.conns),
+    let (summary, traffic, conns, mut pending) = match analysed {
+        Some(a) => (a.summary, a.traffic, a.conns, a.files),
         None => {
             let path = dir.join("traffic.parquet");
             let traffic = Traffic::read(&path).map_err(data_err(&path))?;
-            (read_summary(dir)?, traffic, None)
+            (read_summary(dir)?, traffic, None, PendingFiles::default())
         }
     };
     let conns = match conns {
         Some(c) => c,
-        None => Conns::load(&parquet).map_err(&err)?,
+        None => {
+            pending.wait()?;
+            Conns::load(&parquet).map_err(&err)?
+        }
     };
     let first = (summary.capture.first_ts.unwrap_or(0.0) * 1e9) as Nanos;
     let last = (summary.capture.last_ts.unwrap_or(0.0) * 1e9) as Nanos;
@@ -244,6 +249,8 @@ pub fn run(
         });
         (by_port, by_client)
     });
+    // The charts read connections.parquet, and the run's errors come first.
+    pending.wait()?;
     let (ports, top, tl, mut files) = by_port?;
     let (clients, client_files) = by_client?;
     files.extend(client_files);

@@ -12,7 +12,9 @@ pub mod summary;
 pub mod text;
 pub mod traffic;
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use crate::flow::community_id::community_id;
 use crate::flow::{ConnRecord, RecordSink};
@@ -70,18 +72,39 @@ impl RecordText {
     }
 }
 
-/// The per-record writers, fed as connections leave the flow table.
+/// The per-record writers, fed as connections leave the flow table: the
+/// record files, and what the summary and the tables keep of each record.
+/// At the end of a run the two part ([`RecordWriters::into_parts`]), so that
+/// the tables need not wait for the files to finish.
 pub struct RecordWriters {
+    files: RecordFiles,
+    rows: RecordRows,
+}
+
+/// conn.log, connections.csv and connections.parquet.
+pub struct RecordFiles {
     conn_log: ConnLog,
     csv: ConnectionsCsv,
     parquet: ParquetFile,
     text: RecordText,
+    /// The first write error; later records are dropped once one occurred.
+    error: Option<OutputError>,
+}
+
+/// What the summary and the tables keep of each record.
+pub struct RecordRows {
     /// The columns the fan-in tables need, kept for them (offline runs;
     /// past one chunk in a temporary file).
     conns: Option<tables::ConnsBuilder>,
-    pub tally: RecordTally,
-    /// The first write error; later records are dropped once one occurred.
-    error: Option<OutputError>,
+    tally: RecordTally,
+}
+
+/// What the record writers are sent besides records.
+pub trait RecordOutput: RecordSink {
+    /// Write conn.log's header now (`#open` = the capture's first packet).
+    fn open(&mut self, first_packet: Nanos);
+    /// Make every record so far visible in the journals (live capture).
+    fn flush(&mut self);
 }
 
 impl RecordWriters {
@@ -94,66 +117,80 @@ impl RecordWriters {
         keep: bool,
     ) -> Result<RecordWriters, OutputError> {
         Ok(RecordWriters {
-            conn_log: ConnLog::create(dir, vlan_key, mode)?,
-            csv: ConnectionsCsv::create(dir, mode)?,
-            parquet: ParquetFile::create(dir, "connections.parquet", CONNECTION_COLUMNS)?,
-            text: RecordText::default(),
-            conns: keep.then(|| tables::ConnsBuilder::new(dir)),
-            tally: RecordTally::default(),
-            error: None,
+            files: RecordFiles {
+                conn_log: ConnLog::create(dir, vlan_key, mode)?,
+                csv: ConnectionsCsv::create(dir, mode)?,
+                parquet: ParquetFile::create(dir, "connections.parquet", CONNECTION_COLUMNS)?,
+                text: RecordText::default(),
+                error: None,
+            },
+            rows: RecordRows {
+                conns: keep.then(|| tables::ConnsBuilder::new(dir)),
+                tally: RecordTally::default(),
+            },
         })
     }
 
-    /// Write conn.log's header now (`#open` = the capture's first packet).
-    pub fn open(&mut self, first_packet: Nanos) {
-        if let Err(e) = self.conn_log.header(first_packet) {
-            self.error.get_or_insert(e);
-        }
+    pub fn into_parts(self) -> (RecordFiles, RecordRows) {
+        (self.files, self.rows)
+    }
+}
+
+impl RecordOutput for RecordWriters {
+    fn open(&mut self, first_packet: Nanos) {
+        self.files.open(first_packet);
     }
 
+    fn flush(&mut self) {
+        self.files.flush();
+    }
+}
+
+impl RecordSink for RecordWriters {
+    fn record(&mut self, r: &ConnRecord) {
+        self.rows.record(r);
+        self.files.record(r);
+    }
+}
+
+impl RecordFiles {
     fn write(&mut self, r: &ConnRecord) -> Result<(), OutputError> {
         self.text.fill(r);
-        // Should the tables' temporary file fail (a full disk), the record
-        // files go on and the tables are read back from connections.parquet.
-        if self.conns.as_mut().is_some_and(|c| c.push(r).is_err()) {
-            self.conns = None;
-        }
         self.conn_log.write(r, &self.text)?;
         self.csv.write(r, &self.text)?;
         let text = &self.text;
         self.parquet.row(|row| connection_row(row, r, text))
     }
 
-    /// Make every record so far visible in the journals (live capture).
-    pub fn flush(&mut self) {
+    /// Finish every file (the first write error, if there was one).
+    pub fn finish(self, first: Nanos, last: Nanos) -> Result<(), OutputError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.conn_log.finish(first, last)?;
+        self.csv.finish()?;
+        self.parquet.finish().map(drop)
+    }
+}
+
+impl RecordOutput for RecordFiles {
+    fn open(&mut self, first_packet: Nanos) {
+        if let Err(e) = self.conn_log.header(first_packet) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn flush(&mut self) {
         if self.error.is_none() {
             if let Err(e) = self.conn_log.flush().and_then(|_| self.csv.flush()) {
                 self.error = Some(e);
             }
         }
     }
-
-    /// Finish every file; returns the tally of what was written and the
-    /// kept connections.
-    pub fn finish(
-        self,
-        first: Nanos,
-        last: Nanos,
-    ) -> Result<(RecordTally, Option<tables::Conns>), OutputError> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        self.conn_log.finish(first, last)?;
-        self.csv.finish()?;
-        self.parquet.finish()?;
-        let conns = self.conns.and_then(|c| c.finish().ok());
-        Ok((self.tally, conns))
-    }
 }
 
-impl RecordSink for RecordWriters {
+impl RecordSink for RecordFiles {
     fn record(&mut self, r: &ConnRecord) {
-        self.tally.add(r);
         if self.error.is_none() {
             if let Err(e) = self.write(r) {
                 self.error = Some(e);
@@ -161,6 +198,66 @@ impl RecordSink for RecordWriters {
         }
     }
 }
+
+impl RecordRows {
+    /// The tally of what was recorded, and the kept connections.
+    pub fn finish(self) -> (RecordTally, Option<tables::Conns>) {
+        (self.tally, self.conns.and_then(|c| c.finish().ok()))
+    }
+}
+
+impl RecordSink for RecordRows {
+    fn record(&mut self, r: &ConnRecord) {
+        self.tally.add(r);
+        // Should the tables' temporary file fail (a full disk), the record
+        // files go on and the tables are read back from connections.parquet.
+        if self.conns.as_mut().is_some_and(|c| c.push(r).is_err()) {
+            self.conns = None;
+        }
+    }
+}
+
+/// Files finishing on a thread of their own (the record files at the end of
+/// a run, while the tables are built). Dropping it waits as well, so that
+/// no file is left half written.
+#[derive(Debug, Default)]
+pub struct PendingFiles {
+    dir: PathBuf,
+    thread: Option<JoinHandle<Result<(), OutputError>>>,
+}
+
+impl PendingFiles {
+    /// Run `work`, which writes files in `dir`, on a thread of its own.
+    pub fn start(
+        dir: &Path,
+        work: impl FnOnce() -> Result<(), OutputError> + Send + 'static,
+    ) -> PendingFiles {
+        PendingFiles {
+            dir: dir.to_path_buf(),
+            thread: Some(std::thread::spawn(work)),
+        }
+    }
+
+    /// Wait until the files are written: the first error, reported once.
+    pub fn wait(&mut self) -> Result<(), OutputError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        thread.join().unwrap_or_else(|_| {
+            Err(OutputError::new(
+                &self.dir,
+                io::Error::other("internal error: the thread finishing the files stopped"),
+            ))
+        })
+    }
+}
+
+impl Drop for PendingFiles {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
 pub mod build;
 pub mod charts;
 pub mod html;
