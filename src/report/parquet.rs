@@ -37,6 +37,8 @@ pub enum Kind {
     U16,
     U32,
     U64,
+    I64,
+    F64,
     Flag,
     /// Nanoseconds since the epoch, read back as `Datetime(ns, UTC)`.
     Time,
@@ -55,6 +57,8 @@ impl Kind {
             Kind::U16 => DataType::UInt16,
             Kind::U32 => DataType::UInt32,
             Kind::U64 => DataType::UInt64,
+            Kind::I64 => DataType::Int64,
+            Kind::F64 => DataType::Float64,
             Kind::Flag => DataType::Boolean,
             Kind::Time => DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)),
             Kind::Span => DataType::Duration(TimeUnit::Nanoseconds),
@@ -66,17 +70,18 @@ impl Kind {
         match self {
             Kind::Flag => BOOLEAN,
             Kind::U8 | Kind::U16 | Kind::U32 => INT32,
-            Kind::U64 | Kind::Time | Kind::Span => INT64,
+            Kind::U64 | Kind::I64 | Kind::Time | Kind::Span => INT64,
+            Kind::F64 => DOUBLE,
             Kind::Text | Kind::Label => BYTE_ARRAY,
         }
     }
 }
 
 /// The polars schema of a table of `columns`.
-fn schema(columns: &[ColumnDef]) -> Schema {
+fn schema(columns: &[(impl AsRef<str>, Kind)]) -> Schema {
     columns
         .iter()
-        .map(|&(name, kind)| Field::new(name.into(), kind.dtype()))
+        .map(|(name, kind)| Field::new(name.as_ref().into(), kind.dtype()))
         .collect()
 }
 
@@ -94,6 +99,7 @@ const T_STRUCT: u8 = 12;
 const BOOLEAN: i32 = 0;
 const INT32: i32 = 1;
 const INT64: i32 = 2;
+const DOUBLE: i32 = 5;
 const BYTE_ARRAY: i32 = 6;
 const ENC_PLAIN: i32 = 0;
 const ENC_RLE: i32 = 3;
@@ -290,7 +296,10 @@ impl Chunk {
     }
 
     fn int(&mut self, v: Option<u64>) {
-        debug_assert!(!matches!(self.kind, Kind::Text | Kind::Label | Kind::Flag));
+        debug_assert!(!matches!(
+            self.kind,
+            Kind::Text | Kind::Label | Kind::Flag | Kind::F64
+        ));
         if let Some(v) = v {
             self.present(true);
             if self.kind.physical() == INT32 {
@@ -303,10 +312,20 @@ impl Chunk {
         }
     }
 
-    fn flag(&mut self, v: bool) {
+    fn float(&mut self, v: Option<f64>) {
+        debug_assert_eq!(self.kind, Kind::F64);
+        self.present(v.is_some());
+        if let Some(v) = v {
+            self.values.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn flag(&mut self, v: Option<bool>) {
         debug_assert_eq!(self.kind, Kind::Flag);
-        self.present(true);
-        self.values.push(u8::from(v));
+        self.present(v.is_some());
+        if let Some(v) = v {
+            self.values.push(u8::from(v));
+        }
     }
 
     fn text(&mut self, v: Option<&[u8]>) {
@@ -386,7 +405,7 @@ impl Row<'_> {
     }
 
     pub fn flag(&mut self, v: bool) -> &mut Self {
-        self.put(|c| c.flag(v))
+        self.put(|c| c.flag(Some(v)))
     }
 
     /// A string (the callers' strings are ASCII, so valid UTF-8).
@@ -401,12 +420,39 @@ impl Row<'_> {
     }
 }
 
+/// One column of the current row group, filled a value at a time (a table
+/// already in memory is written column by column).
+pub struct Cells<'a>(&'a mut Chunk);
+
+impl Cells<'_> {
+    pub fn uint(&mut self, v: Option<u64>) {
+        self.0.int(v);
+    }
+
+    /// Also timestamps and durations in nanoseconds.
+    pub fn int(&mut self, v: Option<i64>) {
+        self.0.int(v.map(|v| v as u64));
+    }
+
+    pub fn float(&mut self, v: Option<f64>) {
+        self.0.float(v);
+    }
+
+    pub fn flag(&mut self, v: Option<bool>) {
+        self.0.flag(v);
+    }
+
+    pub fn text(&mut self, v: Option<&str>) {
+        self.0.text(v.map(str::as_bytes));
+    }
+}
+
 /// A Parquet file written a row group at a time.
 pub struct Writer<W: Write> {
     out: W,
     /// Bytes written so far (page offsets in the footer).
     offset: u64,
-    columns: &'static [ColumnDef],
+    columns: Vec<(String, Kind)>,
     chunks: Vec<Chunk>,
     rows_total: u64,
     /// The footer's row-group entries, serialized, and how many.
@@ -424,7 +470,7 @@ pub struct Writer<W: Write> {
 
 /// Where a column chunk's pages landed.
 struct ChunkMeta {
-    name: &'static str,
+    name: String,
     kind: Kind,
     dictionary_offset: Option<u64>,
     data_offset: u64,
@@ -433,13 +479,18 @@ struct ChunkMeta {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(mut out: W, columns: &'static [ColumnDef]) -> io::Result<Writer<W>> {
+    pub fn new(mut out: W, columns: &[(impl AsRef<str>, Kind)]) -> io::Result<Writer<W>> {
         out.write_all(b"PAR1")?;
+        let columns: Vec<(String, Kind)> = columns
+            .iter()
+            .map(|(name, kind)| (name.as_ref().to_string(), *kind))
+            .collect();
+        let owned = columns.clone();
         Ok(Writer {
             out,
             offset: 4,
-            columns,
             chunks: columns.iter().map(|&(_, kind)| Chunk::new(kind)).collect(),
+            columns,
             rows_total: 0,
             groups: Vec::new(),
             group_count: 0,
@@ -447,7 +498,7 @@ impl<W: Write> Writer<W> {
             packed: Vec::new(),
             levels: Vec::new(),
             head: Vec::new(),
-            arrow_schema: std::thread::spawn(|| arrow_schema(columns)),
+            arrow_schema: std::thread::spawn(move || arrow_schema(&owned)),
         })
     }
 
@@ -464,6 +515,11 @@ impl<W: Write> Writer<W> {
         };
         fill(&mut row);
         debug_assert!(row.chunks.next().is_none(), "a row left columns unwritten");
+    }
+
+    /// Column `i` of the current row group.
+    pub fn cells(&mut self, i: usize) -> Cells<'_> {
+        Cells(&mut self.chunks[i])
     }
 
     /// Write the buffered rows as one row group.
@@ -509,7 +565,7 @@ impl<W: Write> Writer<W> {
     fn write_chunk(&mut self, i: usize) -> io::Result<ChunkMeta> {
         let chunk = &self.chunks[i];
         let mut meta = ChunkMeta {
-            name: self.columns[i].0,
+            name: self.columns[i].0.clone(),
             kind: chunk.kind,
             dictionary_offset: None,
             data_offset: 0,
@@ -611,7 +667,7 @@ impl<W: Write> Writer<W> {
         // they use (parquet.thrift).
         c.i32(1, 1);
         let mut schema = vec![("root", None)];
-        schema.extend(self.columns.iter().map(|&(n, k)| (n, Some(k))));
+        schema.extend(self.columns.iter().map(|(n, k)| (n.as_str(), Some(*k))));
         let children = self.columns.len() as i32;
         c.each_struct(2, &schema, |c, &(name, kind)| match kind {
             None => {
@@ -691,13 +747,13 @@ fn schema_element(c: &mut Compact, name: &str, kind: Kind) {
                 });
             });
         }
-        Kind::Flag | Kind::Span => {}
+        Kind::Flag | Kind::Span | Kind::I64 | Kind::F64 => {}
     }
 }
 
 /// The `ARROW:schema` footer value polars writes for these columns, taken
 /// from an empty file polars writes (it is an Arrow IPC schema message).
-fn arrow_schema(columns: &[ColumnDef]) -> PolarsResult<String> {
+fn arrow_schema(columns: &[(String, Kind)]) -> PolarsResult<String> {
     let mut df = DataFrame::empty_with_schema(&schema(columns));
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(&mut df)?;
