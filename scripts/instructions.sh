@@ -60,9 +60,10 @@ stages = [
     ("read (records from the file)", "sockscope::source::merge::Merge::next_packet", "packet"),
     ("decode", "sockscope::decode::Decoder::decode", "packet"),
     ("flow table", "sockscope::flow::FlowTable::process", "packet"),
+    # -j1 has a writer thread, which writes every record through write_next.
     ("records (conn.log, CSV, Parquet, table rows)",
-     "<sockscope::report::RecordWriters as sockscope::flow::RecordSink>::record", "connection"),
-    ("record files finished", "sockscope::report::RecordWriters::finish", "million"),
+     "sockscope::analyze::Writing::write_next", "connection"),
+    ("record files finished", "sockscope::report::RecordFiles::finish", "million"),
     ("tables", "sockscope::report::build::run", "million"),
     ("whole run", None, "million"),
 ]

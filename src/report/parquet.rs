@@ -103,6 +103,7 @@ const DOUBLE: i32 = 5;
 const BYTE_ARRAY: i32 = 6;
 const ENC_PLAIN: i32 = 0;
 const ENC_RLE: i32 = 3;
+const ENC_DELTA_BINARY_PACKED: i32 = 5;
 const ENC_RLE_DICTIONARY: i32 = 8;
 const PAGE_DATA: i32 = 0;
 const PAGE_DICTIONARY: i32 = 2;
@@ -260,6 +261,63 @@ fn hybrid(out: &mut Vec<u8>, values: &[u32], width: u8) {
             left -= take;
         }
     }
+}
+
+/// Parquet's DELTA_BINARY_PACKED encoding of `values`: the first value,
+/// then blocks of 128 differences from the previous value, each block less
+/// its least difference and bit-packed in four miniblocks of 32 at the
+/// width of their largest. Times and counters, PLAIN, are 8 bytes each
+/// of which LZ4 kept 30-85%; this leaves LZ4 a fraction of the bytes.
+fn delta(out: &mut Vec<u8>, values: &[i64]) {
+    const BLOCK: usize = 128;
+    const MINI: usize = 32;
+    varint(out, BLOCK as u64);
+    varint(out, (BLOCK / MINI) as u64);
+    varint(out, values.len() as u64);
+    varint(out, zigzag(values.first().copied().unwrap_or(0)));
+    let mut diffs = [0u64; BLOCK];
+    for start in (1..values.len()).step_by(BLOCK) {
+        let end = (start + BLOCK).min(values.len());
+        let n = end - start;
+        let mut min = i64::MAX;
+        for i in start..end {
+            let d = values[i].wrapping_sub(values[i - 1]);
+            diffs[i - start] = d as u64;
+            min = min.min(d);
+        }
+        for v in &mut diffs[..n] {
+            *v = (*v as i64).wrapping_sub(min) as u64;
+        }
+        diffs[n..].fill(0);
+        varint(out, zigzag(min));
+        let mut widths = [0u8; BLOCK / MINI];
+        for (m, w) in widths.iter_mut().enumerate() {
+            let any = diffs[m * MINI..(m + 1) * MINI]
+                .iter()
+                .fold(0, |a, &v| a | v);
+            *w = (64 - any.leading_zeros()) as u8;
+        }
+        out.extend_from_slice(&widths);
+        for (m, &w) in widths.iter().enumerate().take(n.div_ceil(MINI)) {
+            pack(out, &diffs[m * MINI..(m + 1) * MINI], u32::from(w));
+        }
+    }
+}
+
+/// `values`, each below `1 << width` (at most 64), packed least
+/// significant bit first; a whole number of bytes for 32 values.
+fn pack(out: &mut Vec<u8>, values: &[u64], width: u32) {
+    let (mut acc, mut bits) = (0u128, 0u32);
+    for &v in values {
+        acc |= u128::from(v) << bits;
+        bits += width;
+        if bits >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            bits -= 64;
+        }
+    }
+    out.extend_from_slice(&(acc as u64).to_le_bytes()[..bits.div_ceil(8) as usize]);
 }
 
 /// Bits needed for values up to `max` (at least 1).
@@ -463,6 +521,8 @@ pub struct Writer<W: Write> {
     packed: Vec<u8>,
     levels: Vec<u8>,
     head: Vec<u8>,
+    /// A 64-bit column's values, for the delta encoding.
+    ints: Vec<i64>,
     /// Made on a thread of its own: polars' first use takes 6–7 ms, which
     /// the capture's first packets need not wait for.
     arrow_schema: JoinHandle<PolarsResult<String>>,
@@ -473,6 +533,8 @@ struct ChunkMeta {
     name: String,
     kind: Kind,
     dictionary_offset: Option<u64>,
+    /// The data page's encoding.
+    encoding: i32,
     data_offset: u64,
     uncompressed: u64,
     compressed: u64,
@@ -498,6 +560,7 @@ impl<W: Write> Writer<W> {
             packed: Vec::new(),
             levels: Vec::new(),
             head: Vec::new(),
+            ints: Vec::new(),
             arrow_schema: std::thread::spawn(move || arrow_schema(&owned)),
         })
     }
@@ -568,6 +631,7 @@ impl<W: Write> Writer<W> {
             name: self.columns[i].0.clone(),
             kind: chunk.kind,
             dictionary_offset: None,
+            encoding: ENC_PLAIN,
             data_offset: 0,
             uncompressed: 0,
             compressed: 0,
@@ -591,28 +655,38 @@ impl<W: Write> Writer<W> {
         self.body
             .extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
         self.body.extend_from_slice(&self.levels);
-        let encoding = match chunk.kind {
-            Kind::Label => {
-                let width = bit_width(chunk.dict.len().saturating_sub(1) as u32);
-                self.body.push(width);
-                hybrid(&mut self.body, &chunk.keys, width);
-                ENC_RLE_DICTIONARY
-            }
-            Kind::Flag => {
-                let start = self.body.len();
-                self.body.resize(start + chunk.values.len().div_ceil(8), 0);
-                for (j, &b) in chunk.values.iter().enumerate() {
-                    self.body[start + j / 8] |= b << (j % 8);
+        let encoding =
+            match chunk.kind {
+                Kind::Label => {
+                    let width = bit_width(chunk.dict.len().saturating_sub(1) as u32);
+                    self.body.push(width);
+                    hybrid(&mut self.body, &chunk.keys, width);
+                    ENC_RLE_DICTIONARY
                 }
-                ENC_PLAIN
-            }
-            _ => {
-                self.body.extend_from_slice(&chunk.values);
-                ENC_PLAIN
-            }
-        };
+                Kind::U64 | Kind::I64 | Kind::Time | Kind::Span => {
+                    self.ints.clear();
+                    self.ints.extend(chunk.values.chunks_exact(8).map(|b| {
+                        i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    }));
+                    delta(&mut self.body, &self.ints);
+                    ENC_DELTA_BINARY_PACKED
+                }
+                Kind::Flag => {
+                    let start = self.body.len();
+                    self.body.resize(start + chunk.values.len().div_ceil(8), 0);
+                    for (j, &b) in chunk.values.iter().enumerate() {
+                        self.body[start + j / 8] |= b << (j % 8);
+                    }
+                    ENC_PLAIN
+                }
+                _ => {
+                    self.body.extend_from_slice(&chunk.values);
+                    ENC_PLAIN
+                }
+            };
         let rows = chunk.defs.len() as i32;
         meta.data_offset = self.offset;
+        meta.encoding = encoding;
         self.page(&mut meta, PAGE_DATA, |c| {
             c.strukt(5, |c| {
                 c.i32(1, rows)
@@ -699,7 +773,7 @@ fn column_meta(c: &mut Compact, m: &ChunkMeta, rows: i64) {
     let encodings: &[i32] = if m.dictionary_offset.is_some() {
         &[ENC_RLE, ENC_PLAIN, ENC_RLE_DICTIONARY]
     } else {
-        &[ENC_RLE, ENC_PLAIN]
+        &[ENC_RLE, m.encoding]
     };
     c.i32(1, m.kind.physical())
         .list_i32(2, encodings)
