@@ -1026,6 +1026,40 @@ mod tests {
     }
 
     #[test]
+    fn deltas_that_wrap_and_partial_blocks_read_back() {
+        // Differences that overflow (width 64), a lone value, exactly one
+        // block plus one, and a page of nulls only.
+        let cols = [("v", Kind::I64), ("u", Kind::U64), ("none", Kind::U64)];
+        for n in [0usize, 1, 2, 31, 33, 128, 129, 300] {
+            let v: Vec<i64> = (0..n)
+                .map(|i| match i % 3 {
+                    0 => i64::MIN,
+                    1 => i64::MAX,
+                    _ => i as i64 - 7,
+                })
+                .collect();
+            let mut w = Writer::new(Vec::new(), &cols).unwrap();
+            for (i, &x) in v.iter().enumerate() {
+                w.row(|row| {
+                    row.nanos(x)
+                        .uint(u64::MAX - (i as u64 % 5))
+                        .opt_uint(None::<u64>);
+                });
+            }
+            let df = read(w.finish().unwrap());
+            let got: Vec<Option<i64>> = df.column("v").unwrap().i64().unwrap().iter().collect();
+            assert_eq!(got, v.iter().map(|&x| Some(x)).collect::<Vec<_>>(), "n={n}");
+            let u = df.column("u").unwrap().u64().unwrap();
+            assert!(
+                u.iter()
+                    .enumerate()
+                    .all(|(i, x)| x == Some(u64::MAX - (i as u64 % 5)))
+            );
+            assert_eq!(df.column("none").unwrap().null_count(), n);
+        }
+    }
+
+    #[test]
     fn an_empty_table_still_has_its_schema() {
         let df = read(Writer::new(Vec::new(), COLUMNS).unwrap().finish().unwrap());
         assert_eq!(df.height(), 0);
