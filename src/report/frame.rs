@@ -23,7 +23,7 @@ pub const BATCH_ROWS: usize = 16_384;
 /// The columns of connections.csv and connections.parquet, in order, with
 /// their Parquet types; documented in the README.
 pub const CONNECTION_COLUMNS: &[ColumnDef] = &[
-    ("uid", Kind::Text),
+    ("uid", Kind::Id),
     ("ts", Kind::Time),
     ("orig_addr", Kind::Text),
     ("orig_port", Kind::U16),
@@ -43,7 +43,7 @@ pub const CONNECTION_COLUMNS: &[ColumnDef] = &[
     ("orig_ip_bytes", Kind::U64),
     ("resp_pkts", Kind::U64),
     ("resp_ip_bytes", Kind::U64),
-    ("community_id", Kind::Text),
+    ("community_id", Kind::Id),
     ("vlan", Kind::U16),
     ("inner_vlan", Kind::U16),
     ("first_syn_ts", Kind::Time),
@@ -175,7 +175,7 @@ fn kind_of(dtype: &DataType) -> Option<Kind> {
 fn fill(cells: &mut Cells, c: &Column, kind: Kind) -> PolarsResult<()> {
     let c = c.as_materialized_series();
     match kind {
-        Kind::Text | Kind::Label => c.str()?.iter().for_each(|v| cells.text(v)),
+        Kind::Text | Kind::Id | Kind::Label => c.str()?.iter().for_each(|v| cells.text(v)),
         Kind::U8 => c.u8()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
         Kind::U16 => c.u16()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
         Kind::U32 => c.u32()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
