@@ -90,8 +90,9 @@ pub struct Outcome {
     pub conns: Option<Conns>,
     /// Packets and bytes over time (also in traffic.parquet).
     pub traffic: Traffic,
-    /// The record files and traffic.parquet, still being finished: wait
-    /// for them (the reports do, if handed them).
+    /// The record files, traffic.parquet and summary.json, still being
+    /// written: wait for them (the reports do, if handed them); dropping
+    /// waits too, but cannot report an error.
     pub files: PendingFiles,
 }
 
@@ -259,7 +260,11 @@ impl Writing {
     /// panicked.
     fn finish(self) -> Option<(RecordWriters, VecDeque<ToWriter>)> {
         let writers = self.writers.into_inner().ok()?;
-        let rest = self.queue.into_inner().ok()?.batches;
+        let rest = self
+            .queue
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .batches;
         (!self.lost.into_inner()).then_some((writers, rest))
     }
 }
@@ -695,8 +700,9 @@ impl Session {
         &self.cfg.out
     }
 
-    /// End of input: flush the table and write summary.json; the record
-    /// files are left finishing in [`Outcome::files`].
+    /// End of input: flush the table and sum up the run; the record files,
+    /// traffic.parquet and summary.json are left being written in
+    /// [`Outcome::files`].
     pub fn finish(self, live: Option<LiveStats>) -> Result<Outcome, AnalyzeError> {
         let tracked = match self.flows {
             Flows::Inline(t) => Some(t.finish()),
@@ -712,20 +718,7 @@ impl Session {
         let (first, last) = self.span.unwrap_or((0, 0));
         let (mut files, mut rows) = written.0.into_parts();
         let rest = written.1;
-        for msg in &rest {
-            if let ToWriter::Records(batch) = msg {
-                batch.iter().for_each(|r| rows.record(r));
-            }
-        }
-        // The tables need only the rows: the record files and
-        // traffic.parquet finish on a thread of their own meanwhile.
-        let out = self.cfg.out.clone();
-        let traffic = tracked.traffic.clone();
-        let files = PendingFiles::start(&self.cfg.out, move || {
-            rest.iter().for_each(|msg| msg.deliver(&mut files));
-            files.finish(first, last)?;
-            traffic.write(&out)
-        });
+        rest.iter().for_each(|msg| msg.deliver(&mut rows));
         let (tally, conns) = rows.finish();
         let stats = tracked.stats;
         let mut counts = self.counts;
@@ -765,8 +758,19 @@ impl Session {
             live,
             warnings: self.warnings,
         };
+        // The tables need only the rows: the record files, traffic.parquet
+        // and, once they are complete, summary.json are written on a
+        // thread of their own meanwhile.
         let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
-        output::write_file(&self.cfg.out, "summary.json", &json)?;
+        let out = self.cfg.out.clone();
+        let traffic = tracked.traffic.clone();
+        let files = PendingFiles::start(&self.cfg.out, move || {
+            rest.iter().for_each(|msg| msg.deliver(&mut files));
+            let records = files.finish(first, last);
+            let traffic = traffic.write(&out);
+            records.and(traffic)?;
+            output::write_file(&out, "summary.json", &json).map(drop)
+        });
         Ok(Outcome {
             summary,
             damaged,

@@ -84,7 +84,10 @@ fn sweep(index: usize, trace: &Path, scratch: &Path) -> usize {
         // On its own thread: a panic or a hang shows up here.
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::spawn(move || {
-            let _ = tx.send(analyze::run(&cfg, &Silent).map(|o| o.damaged));
+            let _ = tx.send(analyze::run(&cfg, &Silent).and_then(|mut o| {
+                o.files.wait()?;
+                Ok(o.damaged)
+            }));
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Ok(_damaged)) => {}

@@ -126,9 +126,9 @@ pub fn polars_err(path: &Path, e: PolarsError) -> OutputError {
     OutputError::new(path, std::io::Error::other(e.to_string()))
 }
 
-/// Write a whole frame as `dir/name` (Parquet, LZ4), atomically, with
-/// sockscope's own writer: polars' took 17-20 ms for clients.parquet on
-/// bench_1g, at the end of the run where nothing else is left to do.
+/// Write a whole frame as `dir/name`, atomically, with sockscope's own
+/// Parquet writer (polars' ran its thread pool for the tables at the end of
+/// the run, where the clients table is the last thing left).
 pub fn write_parquet(dir: &Path, name: &str, df: &DataFrame) -> Result<(), OutputError> {
     let path = dir.join(name);
     let columns = df

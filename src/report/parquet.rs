@@ -1,5 +1,6 @@
-//! A streaming Parquet writer for one flat table of fixed columns, used for
-//! connections.parquet, the file that grows with the capture.
+//! A streaming Parquet writer for one flat table of fixed columns: used for
+//! connections.parquet, the file that grows with the capture, and for
+//! traffic.parquet and the tables' Parquet files.
 //!
 //! polars' batched writer cost about 0.2 s of CPU on the 1 GB reference
 //! capture (dictionary and cardinality estimates for every string column,
@@ -9,12 +10,16 @@
 //! already serialized (a few KB per 16,384 rows).
 //!
 //! Rules of this layer:
-//! - one data page (format v1) per column chunk, LZ4_RAW compressed; string
-//!   columns with few distinct values (`Kind::Label`) are dictionary
-//!   encoded, one dictionary per row group;
+//! - one data page (format v1) per column chunk; string columns with few
+//!   distinct values (`Kind::Label`) are dictionary encoded, one dictionary
+//!   per row group; 64-bit integers (counts, times, durations) are
+//!   DELTA_BINARY_PACKED; everything else PLAIN;
+//! - pages are LZ4_RAW compressed, except those of random strings
+//!   (`Kind::Id`), which LZ4 barely shrank;
 //! - every column is OPTIONAL and typed as polars types it (unsigned
 //!   integers as INT32/INT64 with an unsigned INTEGER logical type,
-//!   timestamps as INT64 TIMESTAMP(NANOS, UTC), durations as plain INT64);
+//!   timestamps as INT64 TIMESTAMP(NANOS, UTC), durations as INT64 without
+//!   a logical type);
 //! - the footer carries the Arrow schema that polars derives for the same
 //!   columns (`ARROW:schema`), so readers get the exact dtypes back
 //!   (durations, the UTC time zone);
@@ -66,6 +71,15 @@ impl Kind {
             Kind::Flag => DataType::Boolean,
             Kind::Time => DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)),
             Kind::Span => DataType::Duration(TimeUnit::Nanoseconds),
+        }
+    }
+
+    /// The data pages' encoding.
+    fn encoding(self) -> i32 {
+        match self {
+            Kind::Label => ENC_RLE_DICTIONARY,
+            k if k.physical() == INT64 => ENC_DELTA_BINARY_PACKED,
+            _ => ENC_PLAIN,
         }
     }
 
@@ -259,22 +273,12 @@ fn hybrid(out: &mut Vec<u8>, values: &[u32], width: u8) {
     }
     let groups = values.len().div_ceil(8);
     varint(out, (groups as u64) << 1 | 1);
-    let start = out.len();
-    out.resize(start + groups * usize::from(width), 0);
-    let packed = &mut out[start..];
-    let mut bit = 0usize;
-    for &v in values {
-        let mut v = u64::from(v);
-        let mut left = usize::from(width);
-        while left > 0 {
-            let (byte, shift) = (bit / 8, bit % 8);
-            let take = left.min(8 - shift);
-            packed[byte] |= ((v & ((1 << take) - 1)) << shift) as u8;
-            v >>= take;
-            bit += take;
-            left -= take;
-        }
-    }
+    // Groups of 8 values, the last one padded with zeros.
+    let padded = values
+        .iter()
+        .map(|&v| u64::from(v))
+        .chain(std::iter::repeat(0));
+    pack(out, padded.take(groups * 8), u32::from(width));
 }
 
 /// Parquet's DELTA_BINARY_PACKED encoding of `values`: the first value,
@@ -282,6 +286,8 @@ fn hybrid(out: &mut Vec<u8>, values: &[u32], width: u8) {
 /// its least difference and bit-packed in four miniblocks of 32 at the
 /// width of their largest. Times and counters, PLAIN, are 8 bytes each
 /// of which LZ4 kept 30-85%; this leaves LZ4 a fraction of the bytes.
+/// (32-bit columns stay PLAIN and LZ4'd: packed and uncompressed too,
+/// a run measured slower, in part from where code landed in the build.)
 fn delta(out: &mut Vec<u8>, values: &[i64]) {
     const BLOCK: usize = 128;
     const MINI: usize = 32;
@@ -313,16 +319,20 @@ fn delta(out: &mut Vec<u8>, values: &[i64]) {
         }
         out.extend_from_slice(&widths);
         for (m, &w) in widths.iter().enumerate().take(n.div_ceil(MINI)) {
-            pack(out, &diffs[m * MINI..(m + 1) * MINI], u32::from(w));
+            pack(
+                out,
+                diffs[m * MINI..(m + 1) * MINI].iter().copied(),
+                u32::from(w),
+            );
         }
     }
 }
 
 /// `values`, each below `1 << width` (at most 64), packed least
-/// significant bit first; a whole number of bytes for 32 values.
-fn pack(out: &mut Vec<u8>, values: &[u64], width: u32) {
+/// significant bit first; a whole number of bytes for 8 values.
+fn pack(out: &mut Vec<u8>, values: impl IntoIterator<Item = u64>, width: u32) {
     let (mut acc, mut bits) = (0u128, 0u32);
-    for &v in values {
+    for v in values {
         acc |= u128::from(v) << bits;
         bits += width;
         if bits >= 64 {
@@ -547,8 +557,6 @@ struct ChunkMeta {
     name: String,
     kind: Kind,
     dictionary_offset: Option<u64>,
-    /// The data page's encoding.
-    encoding: i32,
     data_offset: u64,
     uncompressed: u64,
     compressed: u64,
@@ -645,7 +653,6 @@ impl<W: Write> Writer<W> {
             name: self.columns[i].0.clone(),
             kind: chunk.kind,
             dictionary_offset: None,
-            encoding: ENC_PLAIN,
             data_offset: 0,
             uncompressed: 0,
             compressed: 0,
@@ -669,38 +676,33 @@ impl<W: Write> Writer<W> {
         self.body
             .extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
         self.body.extend_from_slice(&self.levels);
-        let encoding =
-            match chunk.kind {
-                Kind::Label => {
-                    let width = bit_width(chunk.dict.len().saturating_sub(1) as u32);
-                    self.body.push(width);
-                    hybrid(&mut self.body, &chunk.keys, width);
-                    ENC_RLE_DICTIONARY
-                }
-                Kind::U64 | Kind::I64 | Kind::Time | Kind::Span => {
-                    self.ints.clear();
-                    self.ints.extend(chunk.values.chunks_exact(8).map(|b| {
+        let encoding = chunk.kind.encoding();
+        match chunk.kind {
+            Kind::Label => {
+                let width = bit_width(chunk.dict.len().saturating_sub(1) as u32);
+                self.body.push(width);
+                hybrid(&mut self.body, &chunk.keys, width);
+            }
+            _ if encoding == ENC_DELTA_BINARY_PACKED => {
+                self.ints.clear();
+                self.ints.extend(
+                    chunk.values.chunks_exact(8).map(|b| {
                         i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                    }));
-                    delta(&mut self.body, &self.ints);
-                    ENC_DELTA_BINARY_PACKED
+                    }),
+                );
+                delta(&mut self.body, &self.ints);
+            }
+            Kind::Flag => {
+                let start = self.body.len();
+                self.body.resize(start + chunk.values.len().div_ceil(8), 0);
+                for (j, &b) in chunk.values.iter().enumerate() {
+                    self.body[start + j / 8] |= b << (j % 8);
                 }
-                Kind::Flag => {
-                    let start = self.body.len();
-                    self.body.resize(start + chunk.values.len().div_ceil(8), 0);
-                    for (j, &b) in chunk.values.iter().enumerate() {
-                        self.body[start + j / 8] |= b << (j % 8);
-                    }
-                    ENC_PLAIN
-                }
-                _ => {
-                    self.body.extend_from_slice(&chunk.values);
-                    ENC_PLAIN
-                }
-            };
+            }
+            _ => self.body.extend_from_slice(&chunk.values),
+        }
         let rows = chunk.defs.len() as i32;
         meta.data_offset = self.offset;
-        meta.encoding = encoding;
         self.page(&mut meta, PAGE_DATA, |c| {
             c.strukt(5, |c| {
                 c.i32(1, rows)
@@ -794,7 +796,7 @@ fn column_meta(c: &mut Compact, m: &ChunkMeta, rows: i64) {
     let encodings: &[i32] = if m.dictionary_offset.is_some() {
         &[ENC_RLE, ENC_PLAIN, ENC_RLE_DICTIONARY]
     } else {
-        &[ENC_RLE, m.encoding]
+        &[ENC_RLE, m.kind.encoding()]
     };
     c.i32(1, m.kind.physical())
         .list_i32(2, encodings)

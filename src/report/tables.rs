@@ -865,10 +865,9 @@ mod tests {
             threads: 1,
             tables: true,
         };
-        let kept = crate::analyze::run(&cfg, &crate::analyze::Silent)
-            .unwrap()
-            .conns
-            .unwrap();
+        let mut outcome = crate::analyze::run(&cfg, &crate::analyze::Silent).unwrap();
+        outcome.files.wait().unwrap();
+        let kept = outcome.conns.take().unwrap();
         // 7 does not divide the row count: the last batch is a short one.
         let parquet = dir.join("connections.parquet");
         let read = Conns::load_in_batches(&parquet, 7, CHUNK).unwrap();
