@@ -20,9 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{
-    Receiver, Sender, SyncSender, TryRecvError, TrySendError, channel, sync_channel,
-};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -432,7 +430,7 @@ impl Shards {
             let (tx, rx) = sync_channel::<ShardBatch>(SHARD_QUEUE);
             let mut tracker = Tracker::new(share.clone(), writing.clone());
             let writing = writing.clone();
-            let back: Sender<ShardBatch> = back.clone();
+            let back = back.clone();
             threads.push(std::thread::spawn(move || {
                 loop {
                     let mut batch = match rx.try_recv() {
@@ -711,13 +709,12 @@ impl Session {
         self.writing.close();
         let joined = self.writer.is_none_or(|w| w.join().is_ok());
         let written = Arc::into_inner(self.writing).and_then(Writing::finish);
-        let (tracked, written) = match (tracked, written) {
-            (Some(t), Some(w)) if joined => (t, w),
+        let (tracked, writers, rest) = match (tracked, written) {
+            (Some(t), Some((w, rest))) if joined => (t, w, rest),
             _ => return Err(AnalyzeError::WriterLost),
         };
         let (first, last) = self.span.unwrap_or((0, 0));
-        let (mut files, mut rows) = written.0.into_parts();
-        let rest = written.1;
+        let (mut files, mut rows) = writers.into_parts();
         rest.iter().for_each(|msg| msg.deliver(&mut rows));
         let (tally, conns) = rows.finish();
         let stats = tracked.stats;

@@ -64,7 +64,7 @@ pub struct PortRow {
 }
 
 /// What an analysis hands the reports in memory, so that they do not read
-/// back summary.json and traffic.parquet, which it has just written.
+/// back summary.json and traffic.parquet, which are still being written.
 pub struct Analysed {
     pub summary: Summary,
     pub traffic: Traffic,

@@ -154,28 +154,22 @@ pub fn write_parquet(dir: &Path, name: &str, df: &DataFrame) -> Result<(), Outpu
     file.finish().map(drop)
 }
 
-/// The Parquet column kind of a polars type the tables use.
+/// The Parquet column kind whose polars type is `dtype` (strings plain).
 fn kind_of(dtype: &DataType) -> Option<Kind> {
-    Some(match dtype {
-        DataType::String => Kind::Text,
-        DataType::UInt8 => Kind::U8,
-        DataType::UInt16 => Kind::U16,
-        DataType::UInt32 => Kind::U32,
-        DataType::UInt64 => Kind::U64,
-        DataType::Int64 => Kind::I64,
-        DataType::Float64 => Kind::F64,
-        DataType::Boolean => Kind::Flag,
-        DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC => Kind::Time,
-        DataType::Duration(TimeUnit::Nanoseconds) => Kind::Span,
-        _ => return None,
-    })
+    use Kind::*;
+    [Text, U8, U16, U32, U64, I64, F64, Flag, Time, Span]
+        .into_iter()
+        .find(|k| k.dtype() == *dtype)
 }
 
 /// Every value of `c` (of the type `kind` was found for) into `cells`.
 fn fill(cells: &mut Cells, c: &Column, kind: Kind) -> PolarsResult<()> {
     let c = c.as_materialized_series();
     match kind {
-        Kind::Text | Kind::Id | Kind::Label => c.str()?.iter().for_each(|v| cells.text(v)),
+        Kind::Text | Kind::Id | Kind::Label => c
+            .str()?
+            .iter()
+            .for_each(|v| cells.text(v.map(str::as_bytes))),
         Kind::U8 => c.u8()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
         Kind::U16 => c.u16()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
         Kind::U32 => c.u32()?.iter().for_each(|v| cells.uint(v.map(u64::from))),
@@ -208,14 +202,12 @@ impl ParquetFile {
     pub fn row(&mut self, fill: impl FnOnce(&mut Row)) -> Result<(), OutputError> {
         self.writer.row(fill);
         if self.writer.buffered() >= BATCH_ROWS {
-            self.writer
-                .flush_group()
-                .map_err(|e| OutputError::new(&self.path, e))?;
+            self.end_group()?;
         }
         Ok(())
     }
 
-    /// Write the rows filled column by column as a row group.
+    /// Write the rows buffered so far as a row group.
     fn end_group(&mut self) -> Result<(), OutputError> {
         self.writer
             .flush_group()

@@ -59,7 +59,7 @@ pub enum Kind {
 pub type ColumnDef = (&'static str, Kind);
 
 impl Kind {
-    fn dtype(self) -> DataType {
+    pub(super) fn dtype(self) -> DataType {
         match self {
             Kind::Text | Kind::Id | Kind::Label => DataType::String,
             Kind::U8 => DataType::UInt8,
@@ -460,30 +460,30 @@ impl Row<'_> {
     /// Fill the next column. The callers write each column of their fixed
     /// list once, in order (checked in debug builds here and in
     /// [`Writer::row`]).
-    fn put(&mut self, fill: impl FnOnce(&mut Chunk)) -> &mut Self {
+    fn put(&mut self, fill: impl FnOnce(&mut Cells)) -> &mut Self {
         let chunk = self.chunks.next();
         debug_assert!(chunk.is_some(), "a row wrote more values than columns");
         if let Some(chunk) = chunk {
-            fill(chunk);
+            fill(&mut Cells(chunk));
         }
         self
     }
 
     pub fn uint(&mut self, v: impl Into<u64>) -> &mut Self {
-        self.put(|c| c.int(Some(v.into())))
+        self.put(|c| c.uint(Some(v.into())))
     }
 
     pub fn opt_uint<T: Into<u64>>(&mut self, v: Option<T>) -> &mut Self {
-        self.put(|c| c.int(v.map(Into::into)))
+        self.put(|c| c.uint(v.map(Into::into)))
     }
 
-    /// A timestamp or duration in nanoseconds (stored as two's complement).
+    /// A timestamp or duration in nanoseconds.
     pub fn nanos(&mut self, v: i64) -> &mut Self {
-        self.put(|c| c.int(Some(v as u64)))
+        self.put(|c| c.int(Some(v)))
     }
 
     pub fn opt_nanos(&mut self, v: Option<i64>) -> &mut Self {
-        self.put(|c| c.int(v.map(|v| v as u64)))
+        self.put(|c| c.int(v))
     }
 
     pub fn flag(&mut self, v: bool) -> &mut Self {
@@ -502,8 +502,9 @@ impl Row<'_> {
     }
 }
 
-/// One column of the current row group, filled a value at a time (a table
-/// already in memory is written column by column).
+/// One column of the current row group, filled a value at a time: by
+/// [`Row`] a column per call, or column by column for a table already in
+/// memory ([`Writer::cells`]).
 pub struct Cells<'a>(&'a mut Chunk);
 
 impl Cells<'_> {
@@ -511,7 +512,8 @@ impl Cells<'_> {
         self.0.int(v);
     }
 
-    /// Also timestamps and durations in nanoseconds.
+    /// Also timestamps and durations in nanoseconds (stored as two's
+    /// complement).
     pub fn int(&mut self, v: Option<i64>) {
         self.0.int(v.map(|v| v as u64));
     }
@@ -524,8 +526,8 @@ impl Cells<'_> {
         self.0.flag(v);
     }
 
-    pub fn text(&mut self, v: Option<&str>) {
-        self.0.text(v.map(str::as_bytes));
+    pub fn text(&mut self, v: Option<&[u8]>) {
+        self.0.text(v);
     }
 }
 
