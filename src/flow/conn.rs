@@ -179,10 +179,18 @@ pub(super) struct HostLifecycle {
 }
 
 impl Conn {
-    pub(super) fn new(key: FlowKey, pkt: &Packet, tuple: &Tuple, now: Nanos, t: &Timeouts) -> Conn {
+    /// `hash` is the key's [`FlowKey::shard_hash`].
+    pub(super) fn new(
+        key: FlowKey,
+        hash: u64,
+        pkt: &Packet,
+        tuple: &Tuple,
+        now: Nanos,
+        t: &Timeouts,
+    ) -> Conn {
         let mut c = Conn {
             key,
-            uid: uid(pkt, &key),
+            uid: uid(pkt, hash),
             hosts: [(pkt.src, tuple.src_port), (pkt.dst, tuple.dst_port)],
             orig: 0,
             proto: tuple.proto,
@@ -566,13 +574,13 @@ impl Conn {
 
 /// A 96-bit identifier, unique per capture: a bijective mix of the creating
 /// packet's input and number, plus 32 bits of the key's hash.
-fn uid(pkt: &Packet, key: &FlowKey) -> u128 {
+fn uid(pkt: &Packet, key_hash: u64) -> u128 {
     let mut z = ((pkt.input as u64) << 48) ^ (pkt.number & ((1 << 48) - 1));
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
-    (u128::from(z) << 32) | u128::from(key.shard_hash() as u32)
+    (u128::from(z) << 32) | u128::from(key_hash as u32)
 }
 
 #[cfg(test)]

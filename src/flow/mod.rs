@@ -27,7 +27,7 @@ mod timers;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
 
 use crate::decode::Packet;
 use crate::source::Nanos;
@@ -148,7 +148,10 @@ fn prune<K: Ord + Copy>(
 
 pub struct FlowTable {
     cfg: FlowConfig,
-    map: FxHashMap<FlowKey, u32>,
+    /// Slot indices by the hash of their connection's key. The keys live
+    /// in the slots only: a lookup's key comparison then touches the
+    /// connection the packet updates next, not a second line in the map.
+    map: HashTable<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     timers: BinaryHeap<Entry<Nanos>>,
@@ -167,7 +170,7 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
         FlowTable {
             cfg,
-            map: FxHashMap::default(),
+            map: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
@@ -183,7 +186,7 @@ impl FlowTable {
     /// front, so it does not grow while that many or fewer are live.
     pub fn with_capacity(cfg: FlowConfig, flows: usize) -> FlowTable {
         let mut t = FlowTable::new(cfg);
-        t.map.reserve(flows);
+        t.map = HashTable::with_capacity(flows);
         t.slots.reserve(flows);
         t.free.reserve(flows);
         // Removed connections leave heap entries until a heap is rebuilt
@@ -232,13 +235,19 @@ impl FlowTable {
 
         let tuple = conn::Tuple::of(pkt);
         let key = key_of(pkt, &tuple, self.cfg.vlan_key);
-        let idx = match self.map.get(&key).copied() {
+        let hash = key.shard_hash();
+        let slots = &self.slots;
+        let found = self
+            .map
+            .find(hash, |&i| slots[i as usize].conn.key == key)
+            .copied();
+        let idx = match found {
             Some(i) if self.slots[i as usize].conn.is_reuse(pkt, now) => {
                 self.remove(i, CloseReason::Timeout, sink);
-                self.insert(key, pkt, &tuple, now, sink)
+                self.insert(key, hash, pkt, &tuple, now, sink)
             }
             Some(i) => i,
-            None => self.insert(key, pkt, &tuple, now, sink),
+            None => self.insert(key, hash, pkt, &tuple, now, sink),
         };
         let slot = &mut self.slots[idx as usize];
         let from_orig = slot.conn.packet(pkt, &tuple, now, &self.cfg.timeouts);
@@ -313,6 +322,7 @@ impl FlowTable {
     fn insert<S: RecordSink + ?Sized>(
         &mut self,
         key: FlowKey,
+        hash: u64,
         pkt: &Packet,
         tuple: &conn::Tuple,
         now: Nanos,
@@ -324,7 +334,7 @@ impl FlowTable {
                 self.remove(oldest, CloseReason::Evicted, sink);
             }
         }
-        let conn = Conn::new(key, pkt, tuple, now, &self.cfg.timeouts);
+        let conn = Conn::new(key, hash, pkt, tuple, now, &self.cfg.timeouts);
         // Stamped with the packet being handled (an entry's stamp may be
         // older than its slot's, never newer).
         let seen = self.stats.packets;
@@ -351,7 +361,9 @@ impl FlowTable {
         let generation = self.slots[idx as usize].generation;
         self.recency.push(Reverse((seen, idx, generation)));
         prune(&mut self.recency, &self.slots, self.live, |_, _| true);
-        self.map.insert(key, idx);
+        let slots = &self.slots;
+        self.map
+            .insert_unique(hash, idx, |&i| slots[i as usize].conn.key.shard_hash());
         self.live += 1;
         self.stats.connections += 1;
         self.stats.peak_flows = self.stats.peak_flows.max(self.live as u64);
@@ -363,9 +375,11 @@ impl FlowTable {
         slot.live = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.scheduled = Nanos::MAX;
-        let key = slot.conn.key();
+        let hash = slot.conn.key().shard_hash();
         sink.record(&slot.conn.to_record(reason));
-        self.map.remove(&key);
+        if let Ok(entry) = self.map.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
         self.free.push(idx);
         self.live -= 1;
     }
