@@ -26,6 +26,7 @@ mod timers;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 
 use hashbrown::HashTable;
 
@@ -268,22 +269,32 @@ impl FlowTable {
         }
         self.started = true;
         self.clock = now;
-        while let Some(&Reverse((due, idx, generation))) = self.timers.peek() {
+        loop {
+            let Some(mut top) = self.timers.peek_mut() else {
+                break;
+            };
+            let Reverse((due, idx, generation)) = *top;
             if due > now {
                 break;
             }
-            self.timers.pop();
             let slot = &mut self.slots[idx as usize];
             if !slot.holds(generation) || slot.scheduled != due {
+                PeekMut::pop(top);
                 continue;
             }
             match slot.conn.fire(now, &self.cfg.timeouts) {
-                Some(reason) => self.remove(idx, reason, sink),
+                Some(reason) => {
+                    PeekMut::pop(top);
+                    self.remove(idx, reason, sink);
+                }
                 None => {
                     let next = slot.conn.next_deadline();
                     slot.scheduled = next;
-                    if next != Nanos::MAX {
-                        self.timers.push(Reverse((next, idx, slot.generation)));
+                    if next == Nanos::MAX {
+                        PeekMut::pop(top);
+                    } else {
+                        // Re-armed in place: one sift instead of a pop and a push.
+                        *top = Reverse((next, idx, slot.generation));
                     }
                 }
             }
