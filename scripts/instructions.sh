@@ -58,7 +58,7 @@ work, bins = sys.argv[1], sys.argv[2:]
 # packets, connections or a million.
 stages = [
     ("read (records from the file)", "sockscope::source::merge::Merge::next_packet", "packet"),
-    ("decode", "sockscope::decode::Decoder::decode", "packet"),
+    ("decode", "sockscope::decode::Decoder::decode_into", "packet"),
     ("flow table", "sockscope::flow::FlowTable::process", "packet"),
     # -j1 has a writer thread, which writes every record through write_next.
     ("records (conn.log, CSV, Parquet, table rows)",

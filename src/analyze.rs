@@ -463,10 +463,27 @@ impl Shards {
         }
     }
 
-    fn push(&mut self, pkt: Packet) {
+    /// Add the packet `decode` writes, unless it fails. A single shard's
+    /// packets are decoded straight into its batch (see
+    /// [`crate::decode::Decoder::decode_into`]); with several, the packet
+    /// picks its shard once decoded.
+    fn push_with(
+        &mut self,
+        decode: impl FnOnce(&mut Packet) -> Result<(), Skip>,
+    ) -> Result<(), Skip> {
         match self.txs.len() {
-            1 => self.pending[0].packets.push(pkt),
+            1 => {
+                let packets = &mut self.pending[0].packets;
+                let at = packets.len();
+                packets.push(Packet::default());
+                if let Err(skip) = decode(&mut packets[at]) {
+                    packets.truncate(at);
+                    return Err(skip);
+                }
+            }
             n => {
+                let mut pkt = Packet::default();
+                decode(&mut pkt)?;
                 let batch = &mut self.pending[shard_of(&pkt, self.vlan_key, n)];
                 batch.index.push(self.times.len() as u32);
                 batch.packets.push(pkt);
@@ -476,6 +493,7 @@ impl Shards {
         if self.len() >= SHARD_BATCH {
             self.send();
         }
+        Ok(())
     }
 
     /// Packets in the batch being filled (a single shard keeps no clock).
@@ -634,19 +652,24 @@ impl Session {
             Some((a, b)) => (a.min(raw.ts), b.max(raw.ts)),
         });
         let passed = self.bpf.as_mut().is_none_or(|b| b.matches(raw));
-        let decoded = if passed {
-            self.decoder.decode(raw)
-        } else {
+        let decoder = &mut self.decoder;
+        let decoded = if !passed {
             Err(Skip::Filtered)
+        } else {
+            match &mut self.flows {
+                Flows::Inline(t) => {
+                    let mut pkt = Packet::default();
+                    let decoded = decoder.decode_into(raw, &mut pkt);
+                    if decoded.is_ok() {
+                        t.packet(&pkt);
+                    }
+                    decoded
+                }
+                Flows::Sharded(s) => s.push_with(|slot| decoder.decode_into(raw, slot)),
+            }
         };
         match decoded {
-            Ok(pkt) => {
-                self.counts.analyzed += 1;
-                match &mut self.flows {
-                    Flows::Inline(t) => t.packet(&pkt),
-                    Flows::Sharded(s) => s.push(pkt),
-                }
-            }
+            Ok(()) => self.counts.analyzed += 1,
             Err(skip) => *self.skipped.entry(skip).or_default() += 1,
         }
     }
