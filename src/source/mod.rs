@@ -115,7 +115,11 @@ struct Current {
 pub struct CaptureReader {
     input: Input,
     format: Format,
-    current: Option<Current>,
+    /// The record `advance` moved to, valid while `held`. The formats write
+    /// it in place: returned through `Result<Option<_>>` it was copied
+    /// in wide loads from narrow stores, a store-forwarding stall per packet.
+    current: Current,
+    held: bool,
     /// Packets yielded so far.
     count: u64,
     index: usize,
@@ -177,7 +181,8 @@ impl CaptureReader {
         Ok(CaptureReader {
             input,
             format,
-            current: None,
+            current: Current::default(),
+            held: false,
             count: 0,
             index,
         })
@@ -201,26 +206,25 @@ impl CaptureReader {
 
     /// Move to the next packet. `Ok(false)` at a clean end of file.
     pub fn advance(&mut self) -> Result<bool, ReadError> {
-        if let Some(cur) = self.current.take() {
-            self.input.consume(cur.record_len);
+        if std::mem::take(&mut self.held) {
+            self.input.consume(self.current.record_len);
         }
         let next = self.count + 1;
-        let found = match &mut self.format {
-            Format::Pcap(st) => st.next(&mut self.input, next)?,
-            Format::Pcapng(st) => st.next(&mut self.input, next)?,
+        let cur = &mut self.current;
+        self.held = match &mut self.format {
+            Format::Pcap(st) => st.next(&mut self.input, next, cur)?,
+            Format::Pcapng(st) => st.next(&mut self.input, next, cur)?,
         };
-        if let Some(cur) = found {
+        if self.held {
             self.count = next;
-            self.current = Some(cur);
-            Ok(true)
-        } else {
-            Ok(false)
         }
+        Ok(self.held)
     }
 
     /// The packet `advance` moved to.
     pub fn current(&self) -> Option<RawPacket<'_>> {
-        self.current.map(|c| RawPacket {
+        let c = &self.current;
+        self.held.then(|| RawPacket {
             ts: c.ts,
             linktype: c.linktype,
             wire_len: c.wire_len,
@@ -232,7 +236,7 @@ impl CaptureReader {
 
     /// Timestamp of the current packet, for merging.
     pub fn current_ts(&self) -> Option<Nanos> {
-        self.current.map(|c| c.ts)
+        self.held.then_some(self.current.ts)
     }
 }
 

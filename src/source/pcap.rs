@@ -50,9 +50,15 @@ impl State {
         })
     }
 
-    pub fn next(&mut self, input: &mut Input, packet: u64) -> Result<Option<Current>, ReadError> {
+    /// Read the next record's header into `cur`; `Ok(false)` at a clean end.
+    pub fn next(
+        &mut self,
+        input: &mut Input,
+        packet: u64,
+        cur: &mut Current,
+    ) -> Result<bool, ReadError> {
         if !record_start(input, RECORD_HEADER, packet, "record header")? {
-            return Ok(None);
+            return Ok(false);
         }
         let h = &input.available()[..RECORD_HEADER];
         let secs = read_u32(h, 0, self.big_endian);
@@ -79,7 +85,7 @@ impl State {
         let record_len = RECORD_HEADER + caplen as usize;
         debug_assert!(record_len <= MAX_RECORD);
         require(input, record_len, packet, "packet data")?;
-        Ok(Some(Current {
+        *cur = Current {
             ts: i64::from(secs) * 1_000_000_000 + frac_ns,
             linktype: self.linktype,
             // A writer that set orig_len below incl_len is wrong; trust what is there.
@@ -87,7 +93,8 @@ impl State {
             data_off: RECORD_HEADER,
             caplen: caplen as usize,
             record_len,
-        }))
+        };
+        Ok(true)
     }
 }
 

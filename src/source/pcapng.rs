@@ -95,10 +95,17 @@ impl State {
         }
     }
 
-    pub fn next(&mut self, input: &mut Input, packet: u64) -> Result<Option<Current>, ReadError> {
+    /// Read up to the next packet block, its metadata into `cur`;
+    /// `Ok(false)` at a clean end.
+    pub fn next(
+        &mut self,
+        input: &mut Input,
+        packet: u64,
+        cur: &mut Current,
+    ) -> Result<bool, ReadError> {
         loop {
             if !record_start(input, 8, packet, "block header")? {
-                return Ok(None);
+                return Ok(false);
             }
             let head = input.available();
             let raw_type = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
@@ -157,11 +164,14 @@ impl State {
                 _ => None,
             };
             match found {
-                Some(mut cur) => {
-                    cur.data_off += 8;
-                    cur.record_len = total;
-                    self.last_ts = cur.ts;
-                    return Ok(Some(cur));
+                Some(found) => {
+                    *cur = Current {
+                        data_off: found.data_off + 8,
+                        record_len: total,
+                        ..found
+                    };
+                    self.last_ts = found.ts;
+                    return Ok(true);
                 }
                 None => input.consume(total),
             }
