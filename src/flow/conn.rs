@@ -157,6 +157,10 @@ pub struct Conn {
     /// Current inactivity timeout (0 = none).
     pub(super) inactivity: Nanos,
     pub(super) timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
+    /// The earliest of `timers` (`Nanos::MAX` if none): every packet asks
+    /// for the next deadline, and the timers change only a few times in a
+    /// connection's life.
+    first_timer: Nanos,
     pub(super) tcp: TcpState,
     pub(super) app: App,
     pub(super) life: HostLifecycle,
@@ -206,6 +210,7 @@ impl Conn {
             inner_vlan: pkt.inner_vlan,
             inactivity: 0,
             timers: [None; MAX_TIMERS],
+            first_timer: Nanos::MAX,
             tcp: TcpState::default(),
             app: App::None,
             life: HostLifecycle {
@@ -272,7 +277,9 @@ impl Conn {
     /// may sit at the ends of the i64 range (pcapng's `if_tsoffset`).
     pub(super) fn add_timer(&mut self, from: Nanos, delay: Nanos, kind: TimerKind) {
         if let Some(slot) = self.timers.iter_mut().find(|s| s.is_none()) {
-            *slot = Some((from.saturating_add(delay), kind));
+            let at = from.saturating_add(delay);
+            *slot = Some((at, kind));
+            self.first_timer = self.first_timer.min(at);
         }
     }
 
@@ -280,6 +287,7 @@ impl Conn {
     /// `CancelTimers` does when a close completes.
     pub(super) fn cancel_timers(&mut self) {
         self.timers = [None; MAX_TIMERS];
+        self.first_timer = Nanos::MAX;
     }
 
     /// Earliest moment something may happen to this connection.
@@ -289,11 +297,7 @@ impl Conn {
         } else {
             Nanos::MAX
         };
-        self.timers
-            .iter()
-            .flatten()
-            .map(|(at, _)| *at)
-            .fold(idle, Nanos::min)
+        idle.min(self.first_timer)
     }
 
     /// Zeek's `IsReuse`: does this packet start a new connection on the same key?
@@ -417,6 +421,12 @@ impl Conn {
                     if !idle_due || at <= self.last.saturating_add(self.inactivity) =>
                 {
                     self.timers[i] = None;
+                    self.first_timer = self
+                        .timers
+                        .iter()
+                        .flatten()
+                        .map(|(at, _)| *at)
+                        .fold(Nanos::MAX, Nanos::min);
                     let expired = match kind {
                         TimerKind::DnsExpire => {
                             let idle = now.saturating_sub(self.last)
