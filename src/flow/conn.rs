@@ -132,50 +132,57 @@ pub(super) enum App {
 
 const MAX_TIMERS: usize = 6;
 
+/// Laid out in declaration order (`repr(C)`): what every packet reads or
+/// writes comes first, so a packet touches a few adjacent cache lines of
+/// its connection instead of lines spread over its kilobyte.
+#[repr(C)]
 pub struct Conn {
     pub(super) key: FlowKey,
-    pub(super) uid: u128,
-    /// Address and port of host 0 (sender of the creating packet) and host 1.
-    pub(super) hosts: [(Addr, u16); 2],
     /// Which host is the originator.
     pub(super) orig: usize,
-    pub(super) proto: Proto,
-    pub(super) start: Nanos,
     /// Zeek's `last_time`: what `duration` ends at.
     pub(super) last: Nanos,
-    pub(super) history: History,
+    /// Address and port of host 0 (sender of the creating packet) and host 1.
+    pub(super) hosts: [(Addr, u16); 2],
     /// Per host: packets and IP bytes as Zeek's ConnSize counts them.
     pub(super) pkts: [u64; 2],
     pub(super) ip_bytes: [u64; 2],
-    /// Per host, UDP/ICMP payload bytes; negative while the side is inactive.
-    pub(super) size: [i64; 2],
-    /// Per host, UDP bad-checksum counters (history `C`/`c`).
-    pub(super) bad_checksums: [Scaled; 2],
-    pub(super) missed_bytes: u64,
-    pub(super) vlan: Option<u16>,
-    pub(super) inner_vlan: Option<u16>,
     /// Current inactivity timeout (0 = none).
     pub(super) inactivity: Nanos,
-    pub(super) timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
     /// The earliest of `timers` (`Nanos::MAX` if none): every packet asks
     /// for the next deadline, and the timers change only a few times in a
     /// connection's life.
     first_timer: Nanos,
-    pub(super) tcp: TcpState,
+    pub(super) history: History,
+    pub(super) proto: Proto,
     pub(super) app: App,
+    pub(super) tcp: TcpState,
     pub(super) life: HostLifecycle,
+    pub(super) missed_bytes: u64,
+    pub(super) start: Nanos,
+    /// Per host, UDP/ICMP payload bytes; negative while the side is inactive.
+    pub(super) size: [i64; 2],
+    /// Per host, UDP bad-checksum counters (history `C`/`c`).
+    pub(super) bad_checksums: [Scaled; 2],
+    pub(super) vlan: Option<u16>,
+    pub(super) inner_vlan: Option<u16>,
+    pub(super) timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
+    pub(super) uid: u128,
 }
 
 /// Lifecycle bookkeeping with sides as host indices (resolved to orig/resp
 /// when the record is written, since roles may flip).
+/// Hot fields first, as in [`Conn`]: every packet writes `last_packet`, and
+/// every TCP ACK reads `established`.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub(super) struct HostLifecycle {
+    pub last_packet: Nanos,
+    pub established: Option<Nanos>,
     pub first_syn: Option<Nanos>,
     pub syn_ack: Option<Nanos>,
-    pub established: Option<Nanos>,
     pub first_fin: Option<(Nanos, usize)>,
     pub first_rst: Option<(Nanos, usize)>,
-    pub last_packet: Nanos,
     pub retransmits: u32,
     pub out_of_order: u32,
     pub zero_windows: u32,

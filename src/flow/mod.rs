@@ -109,16 +109,19 @@ pub fn shard_of(pkt: &Packet, vlan_key: bool, shards: usize) -> usize {
     ((u128::from(key.shard_hash()) * shards as u128) >> 64) as usize
 }
 
+/// Cache-line aligned and laid out as declared, so that the fields every
+/// packet touches (these and the head of [`Conn`]) share the first lines.
+#[repr(C, align(64))]
 struct Slot {
-    conn: Conn,
-    /// Bumped whenever the slot is freed, so stale heap entries are ignored.
-    generation: u32,
-    live: bool,
     /// When the connection was last seen: the table's packet count then
     /// (unique, so it orders the connections by recency).
     seen: u64,
     /// Deadline of this slot's authoritative timer-heap entry.
     scheduled: Nanos,
+    /// Bumped whenever the slot is freed, so stale heap entries are ignored.
+    generation: u32,
+    live: bool,
+    conn: Conn,
 }
 
 impl Slot {

@@ -5,12 +5,15 @@
 
 const INLINE: usize = 3;
 
+/// `repr(C)`: an in-order segment reads `len`, `spill`'s length and the
+/// last inline range, all in the first 48 bytes.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct Ranges {
-    inline: [(u64, u64); INLINE],
     len: u8,
     /// Used instead of `inline` once more than `INLINE` ranges are needed.
     spill: Vec<(u64, u64)>,
+    inline: [(u64, u64); INLINE],
 }
 
 impl Ranges {

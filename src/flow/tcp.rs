@@ -65,16 +65,17 @@ fn full_seq(seq: u32, wraps: u32) -> u64 {
 
 /// What Zeek's reassembler tracks, minus the bytes.
 #[derive(Clone, Debug)]
+#[repr(C)]
 struct Reassembler {
     /// Next relative sequence number to deliver.
     last_reassem_seq: u64,
     /// Everything below has been acknowledged and forgotten.
     trim_seq: u64,
-    /// Seen (delivered or waiting) but not yet acknowledged.
-    blocks: Ranges,
     /// Gave up on this direction (too much unacknowledged data).
     skip: bool,
     did_eof: bool,
+    /// Seen (delivered or waiting) but not yet acknowledged.
+    blocks: Ranges,
 }
 
 impl Default for Reassembler {
@@ -89,24 +90,28 @@ impl Default for Reassembler {
     }
 }
 
-/// One side of a TCP connection (Zeek's `TCP_Endpoint`).
+/// One side of a TCP connection (Zeek's `TCP_Endpoint`). Laid out as
+/// declared: what every segment reads first, what only SYN, FIN, RST or
+/// rare events touch last (see [`super::Conn`]).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct Endpoint {
     pub state: EpState,
     pub prev_state: EpState,
-    start_seq: i64,
+    window_scale: u8,
+    pub did_close: bool,
     last_seq: u32,
     ack_seq: u32,
     seq_wraps: u32,
     ack_wraps: u32,
     window: u32,
-    window_scale: u8,
     window_seq: u32,
     window_ack_seq: u32,
     fin_cnt: u32,
+    start_seq: i64,
+    reasm: Reassembler,
     rst_cnt: u32,
     fin_seq: u64,
-    pub did_close: bool,
     hist_last_syn: u64,
     hist_last_fin: u64,
     hist_last_rst: u64,
@@ -114,7 +119,6 @@ pub struct Endpoint {
     rxmt: Scaled,
     win0: Scaled,
     gap: Scaled,
-    reasm: Reassembler,
 }
 
 impl Endpoint {
@@ -174,8 +178,10 @@ impl Endpoint {
 
 /// TCP part of a connection (Zeek's `TCPSessionAdapter` state), per host.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct TcpState {
-    pub ep: [Endpoint; 2],
+    /// Host that sent the first SYN-ACK (for the lifecycle).
+    syn_ack_host: Option<usize>,
     is_active: bool,
     pub is_partial: bool,
     first_packet_seen: [bool; 2],
@@ -183,8 +189,7 @@ pub struct TcpState {
     deferred_gen_event: bool,
     /// `connection_established` was raised by this packet (for inactivity.zeek).
     established_event: bool,
-    /// Host that sent the first SYN-ACK (for the lifecycle).
-    syn_ack_host: Option<usize>,
+    pub ep: [Endpoint; 2],
 }
 
 impl Default for TcpState {
