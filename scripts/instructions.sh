@@ -55,10 +55,11 @@ python3 - "$work" "$@" <<'EOF'
 import json, re, sys
 work, bins = sys.argv[1], sys.argv[2:]
 # (label, symbol, per): inclusive instructions of the symbol, divided by
-# packets, connections or a million.
+# packets, connections or a million. A symbol may be "a|b": whichever the
+# binary has (decode became decode_into).
 stages = [
     ("read (records from the file)", "sockscope::source::merge::Merge::next_packet", "packet"),
-    ("decode", "sockscope::decode::Decoder::decode_into", "packet"),
+    ("decode", "sockscope::decode::Decoder::decode_into|sockscope::decode::Decoder::decode", "packet"),
     ("flow table", "sockscope::flow::FlowTable::process", "packet"),
     # -j1 has a writer thread, which writes every record through write_next.
     ("records (conn.log, CSV, Parquet, table rows)",
@@ -75,7 +76,7 @@ def inclusive(text, symbol):
     # "count (share)  file:symbol [object]"; the object is not always there,
     # and inlined parts repeat a symbol under other files: take the largest.
     for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+\S*?:(.*?)(?: \[[^\]]*\])?\s*$", text, re.M):
-        if m.group(2) == symbol:
+        if m.group(2) in symbol.split("|"):
             best = max(best, int(m.group(1).replace(",", "")))
     return best
 cols = []
