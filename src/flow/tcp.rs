@@ -110,7 +110,6 @@ pub struct Endpoint {
     fin_cnt: u32,
     start_seq: i64,
     reasm: Reassembler,
-    rst_cnt: u32,
     fin_seq: u64,
     hist_last_syn: u64,
     hist_last_fin: u64,
@@ -374,9 +373,6 @@ fn process(c: &mut Conn, h: usize, t: &Tcp, now: Nanos, to: &Timeouts) {
         let ep = &mut c.tcp.ep[h];
         ep.fin_cnt += 1;
         ep.fin_seq = rel_seq.wrapping_add(u64::from(seg_len));
-    }
-    if rst {
-        c.tcp.ep[h].rst_cnt += 1;
     }
 
     let mut rel_ack = 0;
