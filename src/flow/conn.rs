@@ -132,9 +132,10 @@ pub(super) enum App {
 
 const MAX_TIMERS: usize = 6;
 
-/// Laid out in declaration order (`repr(C)`): what every packet reads or
-/// writes comes first, so a packet touches a few adjacent cache lines of
-/// its connection instead of lines spread over its kilobyte.
+/// Laid out in declaration order (`repr(C)`): most of what every packet
+/// reads or writes comes first, then the TCP state, then the lifecycle
+/// (whose `last_packet` every packet writes) and what only some packets or
+/// the record need, so a packet touches fewer cache lines of its kilobyte.
 #[repr(C)]
 pub struct Conn {
     pub(super) key: FlowKey,

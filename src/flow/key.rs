@@ -85,8 +85,8 @@ impl FlowKey {
         )
     }
 
-    /// A hash that is the same for both directions (the key is canonical),
-    /// used to pick a shard.
+    /// A hash that is the same for both directions (the key is canonical):
+    /// it picks a shard, indexes the flow table and goes into the uid.
     pub fn shard_hash(&self) -> u64 {
         let mut h = rustc_hash::FxHasher::default();
         self.hash(&mut h);

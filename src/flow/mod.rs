@@ -391,7 +391,9 @@ impl FlowTable {
         slot.scheduled = Nanos::MAX;
         let hash = slot.conn.key().shard_hash();
         sink.record(&slot.conn.to_record(reason));
-        if let Ok(entry) = self.map.find_entry(hash, |&i| i == idx) {
+        let entry = self.map.find_entry(hash, |&i| i == idx);
+        debug_assert!(entry.is_ok(), "a live slot is always in the map");
+        if let Ok(entry) = entry {
             entry.remove();
         }
         self.free.push(idx);

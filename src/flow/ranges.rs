@@ -6,7 +6,8 @@
 const INLINE: usize = 3;
 
 /// `repr(C)`: an in-order segment reads `len`, `spill`'s length and the
-/// last inline range, all in the first 48 bytes.
+/// last inline range; with one range, the usual case, all in the first 48
+/// bytes.
 #[derive(Clone, Debug, Default)]
 #[repr(C)]
 pub struct Ranges {

@@ -115,9 +115,10 @@ struct Current {
 pub struct CaptureReader {
     input: Input,
     format: Format,
-    /// The record `advance` moved to, valid while `held`. The formats write
-    /// it in place: returned through `Result<Option<_>>` it was copied
-    /// in wide loads from narrow stores, a store-forwarding stall per packet.
+    /// The record `advance` moved to, valid while `held`. The formats store
+    /// it here (pcap builds it in place): returned through
+    /// `Result<Option<_>>` it was copied in wide loads from narrow stores,
+    /// a store-forwarding stall per packet.
     current: Current,
     held: bool,
     /// Packets yielded so far.
