@@ -167,7 +167,9 @@ pub struct Conn {
     pub(super) bad_checksums: [Scaled; 2],
     pub(super) vlan: Option<u16>,
     pub(super) inner_vlan: Option<u16>,
-    pub(super) timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
+    /// Private: `first_timer` must follow every change (`add_timer`,
+    /// `cancel_timers`, `fire`).
+    timers: [Option<(Nanos, TimerKind)>; MAX_TIMERS],
     pub(super) uid: u128,
 }
 
