@@ -285,6 +285,8 @@ pub fn run(
             timeline: &tl,
             top: &top,
             bins,
+            counts: &summary.connections,
+            rows: &conns,
         })?;
         files.extend(charts.iter().map(|c| c.0.clone()));
         files.push(html::write(dir, &summary, &top, &charts)?);

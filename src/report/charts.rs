@@ -3,6 +3,8 @@
 //! connections to ten million: top-N ports, binned time series, histograms,
 //! a bounded sample of lifecycles and of ephemeral-port points.
 
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -12,6 +14,8 @@ use polars::prelude::*;
 use crate::source::Nanos;
 
 use super::build::{PortRow, ReportError};
+use super::summary::ConnCounts;
+use super::tables::Conns;
 use super::text;
 use super::timeline::Bins;
 
@@ -24,6 +28,8 @@ const MONO: &str = "monospace";
 /// Lifecycle bars drawn at most (the longest, then an even sample).
 const GANTT_ROWS: usize = 40;
 const GANTT_LONGEST: usize = 12;
+/// Client/server pairs in the ephemeral ports chart.
+const EPHEMERAL_PAIRS: usize = 5;
 /// Points per ephemeral-port chart at most.
 const MAX_POINTS: usize = 20_000;
 
@@ -210,6 +216,10 @@ pub struct ChartData<'a> {
     pub timeline: &'a DataFrame,
     pub top: &'a [PortRow],
     pub bins: Bins,
+    /// Connections by state and close reason.
+    pub counts: &'a ConnCounts,
+    /// The tables' rows.
+    pub rows: &'a Conns,
 }
 
 /// Draw every chart; returns (file, title) pairs in display order.
@@ -410,61 +420,104 @@ fn fmt_width(ns: Nanos) -> String {
 }
 
 /// The connections shown in the lifecycle chart: the longest, then an even
-/// sample of the rest by start time.
-fn gantt_rows(conns: &LazyFrame) -> PolarsResult<DataFrame> {
-    let cols = [
-        col("orig_addr"),
-        col("orig_port"),
-        col("resp_addr"),
-        col("resp_port"),
-        col("proto"),
-        col("ts").cast(DataType::Int64).alias("start"),
-        col("first_syn_ts").cast(DataType::Int64).alias("syn"),
-        col("established_ts").cast(DataType::Int64).alias("est"),
-        col("syn_ack_ts").cast(DataType::Int64).alias("synack"),
-        col("first_fin_ts").cast(DataType::Int64).alias("fin"),
-        col("first_rst_ts").cast(DataType::Int64).alias("rst"),
-        col("last_packet_ts").cast(DataType::Int64).alias("end"),
-        col("close_reason"),
-    ];
-    let all = conns
+/// sample of the rest by start time. Chosen and named from the tables' rows;
+/// only the handshake and close times come from connections.parquet, for
+/// the chosen rows (decoding its text columns for every row took most of
+/// the chart's time).
+fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
+    // (length, position) of the longest, ties by position so that the same
+    // rows are drawn every run.
+    let mut total = 0u64;
+    let mut longest: Vec<(Reverse<i64>, u64)> = Vec::with_capacity(GANTT_LONGEST + 1);
+    d.rows.scan_rows(|i, r| {
+        total += 1;
+        let key = (Reverse(r.end.wrapping_sub(r.start)), i);
+        if longest.len() < GANTT_LONGEST || longest.last().is_some_and(|l| key < *l) {
+            let at = longest.partition_point(|l| *l < key);
+            longest.insert(at, key);
+            longest.truncate(GANTT_LONGEST);
+        }
+    })?;
+    // Then every step-th row from the first, as many as there are samples.
+    let samples = (GANTT_ROWS - GANTT_LONGEST) as u64;
+    let step = (total / samples).max(1);
+    let mut picked: Vec<u64> = longest
+        .iter()
+        .map(|l| l.1)
+        .chain((0..samples).map(|k| k * step).take_while(|&i| i < total))
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    let mut rows = Vec::with_capacity(picked.len());
+    d.rows.scan_rows(|i, r| {
+        if picked.binary_search(&i).is_ok() {
+            rows.push(*r);
+        }
+    })?;
+    let row = || col("row").cast(DataType::UInt64);
+    let chosen = picked
+        .iter()
+        .fold(lit(false), |any, &i| any.or(row().eq(lit(i))));
+    let time = |c: &str, alias: &str| col(c).cast(DataType::Int64).alias(alias);
+    let times = d
+        .conns
         .clone()
-        .select(cols)
-        .with_column((col("end") - col("start")).alias("len"))
-        .with_row_index("row", None);
-    // Ties broken by row so that the same rows are drawn every run.
-    let longest = all
-        .clone()
-        .sort(
-            ["len", "row"],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
-        .limit(GANTT_LONGEST as IdxSize)
+        .with_row_index("row", None)
+        .filter(chosen)
+        .select([
+            time("first_syn_ts", "syn"),
+            time("established_ts", "est"),
+            time("syn_ack_ts", "synack"),
+            time("first_fin_ts", "fin"),
+            time("first_rst_ts", "rst"),
+        ])
         .collect()?;
-    let total = all
-        .clone()
-        .select([len()])
-        .collect()?
-        .column("len")?
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .get(0)
-        .unwrap_or(0);
-    let step = (total / (GANTT_ROWS - GANTT_LONGEST) as u64).max(1);
-    let sample = all
-        .filter((col("row").cast(DataType::UInt64) % lit(step)).eq(lit(0u64)))
-        .limit((GANTT_ROWS - GANTT_LONGEST) as IdxSize)
-        .collect()?;
-    let merged = longest.vstack(&sample)?;
-    merged
-        .lazy()
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .sort(["start", "row"], SortMultipleOptions::default())
-        .collect()
+    polars_ensure!(
+        times.height() == rows.len(),
+        ComputeError: "connections.parquet has {} of the {} rows the tables have", times.height(), rows.len()
+    );
+    let named = |id: u32| {
+        let mut buf = Vec::new();
+        text::addr(&mut buf, d.rows.addr(id));
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    let mut df = times;
+    df.with_column(Column::new("row".into(), picked))?;
+    df.with_column(Column::new(
+        "start".into(),
+        rows.iter().map(|r| r.start).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "end".into(),
+        rows.iter().map(|r| r.end).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "orig_addr".into(),
+        rows.iter().map(|r| named(r.orig)).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "orig_port".into(),
+        rows.iter().map(|r| r.orig_port).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "resp_addr".into(),
+        rows.iter().map(|r| named(r.resp)).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "resp_port".into(),
+        rows.iter().map(|r| r.resp_port).collect::<Vec<_>>(),
+    ))?;
+    df.with_column(Column::new(
+        "close_reason".into(),
+        rows.iter()
+            .map(|r| r.close_reason.name())
+            .collect::<Vec<_>>(),
+    ))?;
+    df.sort(["start", "row"], SortMultipleOptions::default())
 }
 
 fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
-    let rows = gantt_rows(&d.conns).map_err(|e| ReportError::Data {
+    let rows = gantt_rows(d).map_err(|e| ReportError::Data {
         path: d.dir.join("connections.parquet"),
         message: e.to_string(),
     })?;
@@ -598,33 +651,17 @@ fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
     })
 }
 
-fn counts_by(conns: &LazyFrame, key: &str) -> PolarsResult<Vec<(String, u64)>> {
-    let df = conns
-        .clone()
-        .group_by([col(key)])
-        .agg([len().cast(DataType::UInt64).alias("n")])
-        // Equal counts in name order: group_by's order changes from run to run.
-        .sort(
-            ["n", key],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
-        .collect()?;
-    let k = df.column(key)?.cast(&DataType::String)?;
-    let n = df.column("n")?.u64()?.clone();
-    Ok(k.str()?
-        .iter()
-        .zip(n.iter())
-        .map(|(k, n)| (k.unwrap_or("").to_string(), n.unwrap_or(0)))
-        .collect())
+/// Counts largest first, equal counts in name order.
+fn ranked(counts: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut rows: Vec<(String, u64)> = counts.iter().map(|(k, n)| (k.clone(), *n)).collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows
 }
 
 fn states(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
-    let err = |e: PolarsError| ReportError::Data {
-        path: d.dir.join("connections.parquet"),
-        message: e.to_string(),
-    };
-    let by_state = counts_by(&d.conns, "conn_state").map_err(err)?;
-    let by_reason = counts_by(&d.conns, "close_reason").map_err(err)?;
+    // The run's tally (summary.json), not another pass over the file.
+    let by_state = ranked(&d.counts.by_state);
+    let by_reason = ranked(&d.counts.by_close_reason);
     draw(d.dir, "states.png", |canvas| {
         let root = canvas
             .titled("Connections by state and close reason", (FONT, 26))
@@ -789,64 +826,68 @@ fn durations(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
 }
 
 fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
-    // The busiest client -> endpoint pairs by connections.
+    let clients_err = |e: PolarsError| ReportError::Data {
+        path: d.dir.join("clients.parquet"),
+        message: e.to_string(),
+    };
+    // The busiest client -> endpoint pairs by connections, ties in table
+    // order: picked by hand, as a sort of the whole named table took
+    // 15-40 ms on bench_1g.
+    let connections: Vec<u64> = d
+        .clients
+        .column("connections")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .and_then(|c| Ok(c.u64()?.into_no_null_iter().collect()))
+        .map_err(clients_err)?;
+    let mut busiest: Vec<IdxSize> = (0..connections.len() as IdxSize).collect();
+    busiest.sort_by_key(|&i| std::cmp::Reverse(connections[i as usize]));
+    busiest.truncate(EPHEMERAL_PAIRS);
     let pairs = d
         .clients
-        .clone()
-        .lazy()
-        .sort(
-            ["connections"],
-            SortMultipleOptions::default()
-                .with_order_descending(true)
-                .with_maintain_order(true),
-        )
-        .limit(5)
-        .collect()
+        .take(&IdxCa::from_vec("rows".into(), busiest))
+        .map_err(clients_err)?;
+    let column = |c: &str| strings(&pairs, c).unwrap_or_default();
+    let (proto, client, server, port) = (
+        column("proto"),
+        column("orig_addr"),
+        column("resp_addr"),
+        column("resp_port"),
+    );
+    let picked: Vec<(&str, &str, &str, u16)> = (0..pairs.height())
+        .map(|i| {
+            let port = port.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
+            (
+                proto[i].as_str(),
+                client[i].as_str(),
+                server[i].as_str(),
+                port,
+            )
+        })
+        .collect();
+    // Their connections from the tables' rows, in one pass: five filtered
+    // passes over connections.parquet took 54-91 ms.
+    let ports = d
+        .rows
+        .client_ports(&picked)
         .map_err(|e| ReportError::Data {
-            path: d.dir.join("clients.parquet"),
+            path: d.dir.join("connections.parquet"),
             message: e.to_string(),
         })?;
-    let n = pairs.height();
-    let mut sets = Vec::new();
-    for i in 0..n {
-        let s = |c: &str| {
-            strings(&pairs, c)
-                .ok()
-                .and_then(|v| v.get(i).cloned())
-                .unwrap_or_default()
-        };
-        let (proto, client, server, port) =
-            (s("proto"), s("orig_addr"), s("resp_addr"), s("resp_port"));
-        let port_n: u16 = port.parse().unwrap_or(0);
-        let pts = d
-            .conns
-            .clone()
-            .filter(
-                col("proto")
-                    .eq(lit(proto.clone()))
-                    .and(col("orig_addr").eq(lit(client.clone())))
-                    .and(col("resp_addr").eq(lit(server.clone())))
-                    .and(col("resp_port").eq(lit(port_n))),
-            )
-            .select([
-                col("ts").cast(DataType::Int64).alias("t"),
-                col("orig_port").cast(DataType::Float64),
-            ])
-            .collect()
-            .map_err(|e| ReportError::Data {
-                path: d.dir.join("connections.parquet"),
-                message: e.to_string(),
-            })?;
-        sets.push((format!("{client} > {server}:{port}/{proto}"), pts));
-    }
+    let sets: Vec<(String, Vec<(Nanos, u16)>)> = picked
+        .iter()
+        .zip(ports)
+        .map(|((proto, client, server, port), pts)| {
+            (format!("{client} > {server}:{port}/{proto}"), pts)
+        })
+        .collect();
     draw(d.dir, "ephemeral.png", |root| {
         let t0 = d.bins.t0;
         let mut xmax: f64 = 1.0;
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         let mut data = Vec::new();
-        for (label, df) in &sets {
-            let t = floats(df, "t")?;
-            let p = floats(df, "orig_port")?;
+        for (label, used) in &sets {
+            let t: Vec<f64> = used.iter().map(|u| u.0 as f64).collect();
+            let p: Vec<f64> = used.iter().map(|u| f64::from(u.1)).collect();
             let step = (t.len() / MAX_POINTS).max(1);
             let pts: Vec<(f64, f64)> = t
                 .iter()
@@ -987,14 +1028,13 @@ mod tests {
 
     #[test]
     fn equal_counts_come_in_name_order() {
-        let states = ["S0", "SF", "REJ", "SF", "OTH", "S0", "RSTO", "SF"];
-        let df = df!("conn_state" => states).unwrap();
-        // group_by's own order varies between runs; repeat to see it.
-        for _ in 0..20 {
-            let rows = counts_by(&df.clone().lazy(), "conn_state").unwrap();
-            let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-            assert_eq!(names, ["SF", "S0", "OTH", "REJ", "RSTO"]);
+        let mut counts = BTreeMap::new();
+        for s in ["S0", "SF", "REJ", "SF", "OTH", "S0", "RSTO", "SF"] {
+            *counts.entry(s.to_string()).or_insert(0) += 1;
         }
+        let rows = ranked(&counts);
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(names, ["SF", "S0", "OTH", "REJ", "RSTO"]);
     }
 
     #[test]

@@ -395,6 +395,58 @@ impl Conns {
         }
     }
 
+    /// Every row with its position (that of connections.parquet), in order.
+    pub fn scan_rows(&self, mut f: impl FnMut(u64, &Row)) -> PolarsResult<()> {
+        let mut at = 0;
+        self.rows.scan(|slice| -> PolarsResult<()> {
+            for r in slice {
+                f(at, r);
+                at += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// The address an id in the rows stands for.
+    pub fn addr(&self, id: u32) -> Addr {
+        self.addrs[id as usize]
+    }
+
+    /// When each connection of the given (protocol, client, server, server
+    /// port) pairs, as the tables name them, started and from which client
+    /// port: per pair, in record order (that of connections.parquet).
+    pub fn client_ports(
+        &self,
+        pairs: &[(&str, &str, &str, u16)],
+    ) -> PolarsResult<Vec<Vec<(Nanos, u16)>>> {
+        let order = |a: &Addr| (!a.is_v4(), u128::from_be_bytes(a.0));
+        let id = |text: &str| -> PolarsResult<Option<u32>> {
+            let a = parse_addr(text)?;
+            Ok(self
+                .addrs
+                .binary_search_by_key(&order(&a), order)
+                .ok()
+                .map(|i| i as u32))
+        };
+        let mut wanted = Vec::with_capacity(pairs.len());
+        for &(proto, client, server, port) in pairs {
+            let proto = named(&Proto::ALL, Proto::name, proto, Proto::Unknown);
+            wanted.push((proto, id(client)?, id(server)?, port));
+        }
+        let mut out = vec![Vec::new(); pairs.len()];
+        self.rows.scan(|slice| -> PolarsResult<()> {
+            for r in slice {
+                for (w, used) in wanted.iter().zip(&mut out) {
+                    if (w.0, w.1, w.2, w.3) == (r.proto, Some(r.orig), Some(r.resp), r.resp_port) {
+                        used.push((r.start, r.orig_port));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Replace address ids and protocol codes in a computed table by names.
     pub fn names(&self, mut df: DataFrame) -> PolarsResult<DataFrame> {
         // Each address is formatted once, the first time an id needs it
@@ -902,6 +954,95 @@ mod tests {
         left.retain(|n| n.to_string_lossy().starts_with('.'));
         assert!(left.is_empty(), "temporary files left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Each pair's connections from the rows, in memory and spilled, as a
+    /// filter over connections.parquet finds them (IPv4 and IPv6).
+    #[test]
+    fn client_ports_match_the_parquet_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (i, capture) in [
+            "samples/http-fanin.pcap.gz",
+            "tests/data/zeek/cid-ipv6.pcap",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let dir = std::env::temp_dir()
+                .join(format!("sockscope-client-ports-{}-{i}", std::process::id()));
+            let cfg = crate::analyze::AnalyzeConfig {
+                inputs: vec![root.join(capture)],
+                out: dir.clone(),
+                force: true,
+                filter: None,
+                decode: Default::default(),
+                flow: Default::default(),
+                threads: 1,
+                tables: true,
+            };
+            let mut outcome = crate::analyze::run(&cfg, &crate::analyze::Silent).unwrap();
+            outcome.files.wait().unwrap();
+            let kept = outcome.conns.take().unwrap();
+            let parquet = dir.join("connections.parquet");
+            let spilled = Conns::load_in_batches(&parquet, 64, 50).unwrap();
+            let named = kept.names(clients(&kept).unwrap()).unwrap();
+            let text = |c: &str| -> Vec<String> {
+                let c = named.column(c).unwrap().cast(&DataType::String).unwrap();
+                c.str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect()
+            };
+            let (proto, client, server, port) = (
+                text("proto"),
+                text("orig_addr"),
+                text("resp_addr"),
+                text("resp_port"),
+            );
+            let pairs: Vec<(&str, &str, &str, u16)> = (0..named.height().min(10))
+                .map(|j| {
+                    (
+                        &*proto[j],
+                        &*client[j],
+                        &*server[j],
+                        port[j].parse().unwrap(),
+                    )
+                })
+                .collect();
+            assert!(!pairs.is_empty(), "{capture}");
+            let want: Vec<Vec<(Nanos, u16)>> = pairs
+                .iter()
+                .map(|&(p, c, s, port)| {
+                    let df = LazyFrame::scan_parquet(
+                        parquet.to_string_lossy().as_ref().into(),
+                        ScanArgsParquet::default(),
+                    )
+                    .unwrap()
+                    .filter(
+                        col("proto")
+                            .eq(lit(p))
+                            .and(col("orig_addr").eq(lit(c)))
+                            .and(col("resp_addr").eq(lit(s)))
+                            .and(col("resp_port").eq(lit(port))),
+                    )
+                    .select([col("ts").cast(DataType::Int64), col("orig_port")])
+                    .collect()
+                    .unwrap();
+                    let ts = df.column("ts").unwrap().i64().unwrap().clone();
+                    let op = df.column("orig_port").unwrap().u16().unwrap().clone();
+                    ts.into_no_null_iter().zip(op.into_no_null_iter()).collect()
+                })
+                .collect();
+            assert!(want.iter().all(|w| !w.is_empty()), "{capture}");
+            assert_eq!(kept.client_ports(&pairs).unwrap(), want, "{capture}");
+            assert_eq!(
+                spilled.client_ports(&pairs).unwrap(),
+                want,
+                "{capture} spilled"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]
