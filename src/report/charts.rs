@@ -15,7 +15,7 @@ use crate::source::Nanos;
 
 use super::build::{PortRow, ReportError};
 use super::summary::ConnCounts;
-use super::tables::Conns;
+use super::tables::{Conns, Row};
 use super::text;
 use super::timeline::Bins;
 
@@ -711,77 +711,74 @@ fn states(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
 }
 
 /// Log-spaced histogram of positive values: (bucket low edges, counts).
-fn log_histogram(values: &[f64], per_decade: f64) -> (Vec<f64>, Vec<u64>) {
-    let pos: Vec<f64> = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    if pos.is_empty() {
-        return (vec![], vec![]);
+fn log_histogram<E>(
+    each: impl Fn(&mut dyn FnMut(f64)) -> Result<(), E>,
+    per_decade: f64,
+) -> Result<(Vec<f64>, Vec<u64>), E> {
+    // Two passes over the values (the range, then the counts): a million
+    // connections' values are never held at once.
+    let (mut min, mut max) = (f64::INFINITY, 0.0f64);
+    each(&mut |v| {
+        if v.is_finite() && v > 0.0 {
+            min = min.min(v);
+            max = max.max(v);
+        }
+    })?;
+    if min == f64::INFINITY {
+        return Ok((vec![], vec![]));
     }
-    let lo = pos
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .log10()
-        .floor();
-    let hi = pos
-        .iter()
-        .copied()
-        .fold(0.0, f64::max)
-        .log10()
-        .ceil()
-        .max(lo + 1.0);
+    let lo = min.log10().floor();
+    let hi = max.log10().ceil().max(lo + 1.0);
     let n = ((hi - lo) * per_decade).ceil() as usize;
     let mut counts = vec![0u64; n.max(1)];
-    for v in pos {
-        let i = (((v.log10() - lo) * per_decade) as usize).min(counts.len() - 1);
-        counts[i] += 1;
-    }
+    each(&mut |v| {
+        if v.is_finite() && v > 0.0 {
+            let i = (((v.log10() - lo) * per_decade) as usize).min(counts.len() - 1);
+            counts[i] += 1;
+        }
+    })?;
     let edges = (0..=counts.len())
         .map(|i| 10f64.powf(lo + i as f64 / per_decade))
         .collect();
-    (edges, counts)
+    Ok((edges, counts))
 }
 
 fn durations(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
-    let df = d
-        .conns
-        .clone()
-        .select([
-            (col("duration")
-                .cast(DataType::Int64)
-                .cast(DataType::Float64)
-                / lit(1e9))
-            .alias("dur"),
-            (col("handshake_rtt")
-                .cast(DataType::Int64)
-                .cast(DataType::Float64)
-                / lit(1e6))
-            .alias("rtt"),
-        ])
-        .collect()
+    // From the tables' rows, in the units and values connections.parquet
+    // gives (seconds, milliseconds).
+    let histogram = |value: fn(&Row) -> Option<f64>| {
+        log_histogram(
+            |f| {
+                d.rows.scan_rows(|_, r| {
+                    if let Some(v) = value(r) {
+                        f(v);
+                    }
+                })
+            },
+            5.0,
+        )
         .map_err(|e| ReportError::Data {
             path: d.dir.join("connections.parquet"),
             message: e.to_string(),
-        })?;
+        })
+    };
+    let dur = histogram(|r| Some(r.duration as f64 / 1e9))?;
+    let rtt = histogram(|r| r.handshake_rtt.map(|v| v as f64 / 1e6))?;
     draw(d.dir, "durations.png", |root| {
         let root = root
             .titled("Durations and handshake round trips (log axes)", (FONT, 26))
             .map_err(e2s)?;
         let (left, right) = root.split_horizontally(WIDTH / 2);
-        for (area, name, title, unit, c) in [
-            (&left, "dur", "connection duration", "seconds", color(0)),
+        for (area, (edges, counts), title, unit, c) in [
+            (&left, &dur, "connection duration", "seconds", color(0)),
             (
                 &right,
-                "rtt",
+                &rtt,
                 "handshake RTT (SYN to completing ACK)",
                 "milliseconds",
                 color(1),
             ),
         ] {
-            let (edges, counts) = log_histogram(&floats(&df, name)?, 5.0);
             let (x0, x1) = if edges.is_empty() {
                 (0.001, 1.0)
             } else {
@@ -1050,7 +1047,15 @@ mod tests {
 
     #[test]
     fn log_histogram_covers_every_value() {
-        let (edges, counts) = log_histogram(&[0.001, 0.01, 0.5, 2.0, 2.0, 300.0, 0.0, -1.0], 5.0);
+        let values = [0.001, 0.01, 0.5, 2.0, 2.0, 300.0, 0.0, -1.0, f64::NAN];
+        let (edges, counts) = log_histogram(
+            |f| {
+                values.iter().for_each(|v| f(*v));
+                Ok::<_, ()>(())
+            },
+            5.0,
+        )
+        .unwrap();
         assert_eq!(counts.iter().sum::<u64>(), 6);
         assert_eq!(edges.len(), counts.len() + 1);
         assert!(edges[0] <= 0.001 && *edges.last().unwrap() >= 300.0);

@@ -52,6 +52,8 @@ pub struct Row {
     /// The last packet of either side.
     pub end: Nanos,
     pub duration: Nanos,
+    /// First SYN to the ACK that completed the handshake.
+    pub handshake_rtt: Option<Nanos>,
     pub orig_bytes: u64,
     pub resp_bytes: u64,
     /// Address ids: positions in [`Conns`]' address list.
@@ -93,7 +95,7 @@ impl Row {
 
 /// Rows in temporary files: 56 bytes each.
 impl Fixed for Row {
-    const SIZE: usize = 56;
+    const SIZE: usize = 64;
     fn put(&self, out: &mut [u8]) {
         let words = [
             self.start as u64,
@@ -112,7 +114,10 @@ impl Fixed for Row {
         out[52] = self.proto as u8;
         out[53] = self.state as u8;
         out[54] = self.close_reason as u8;
-        out[55] = u8::from(self.syn_seen) | u8::from(self.client_closed) << 1;
+        out[55] = u8::from(self.syn_seen)
+            | u8::from(self.client_closed) << 1
+            | u8::from(self.handshake_rtt.is_some()) << 2;
+        out[56..64].copy_from_slice(&self.handshake_rtt.unwrap_or(0).to_le_bytes());
     }
 
     fn get(b: &[u8]) -> Row {
@@ -127,6 +132,7 @@ impl Fixed for Row {
             start: u64_at(0) as i64,
             end: u64_at(8) as i64,
             duration: u64_at(16) as i64,
+            handshake_rtt: (b[55] & 4 != 0).then(|| u64_at(56) as i64),
             orig_bytes: u64_at(24),
             resp_bytes: u64_at(32),
             orig: u32_at(40),
@@ -230,6 +236,7 @@ impl ConnsBuilder {
             start: r.start,
             end: r.lifecycle.last_packet,
             duration: r.duration,
+            handshake_rtt: r.handshake_rtt(),
             orig_bytes: r.orig_bytes,
             resp_bytes: r.resp_bytes,
             orig,
@@ -325,6 +332,7 @@ impl Conns {
             col("ts").cast(DataType::Int64),
             col("last_packet_ts").cast(DataType::Int64),
             col("duration").cast(DataType::Int64),
+            col("handshake_rtt").cast(DataType::Int64),
             col("orig_bytes"),
             col("resp_bytes"),
         ]);
@@ -348,6 +356,7 @@ impl Conns {
             );
             let (orig_port, resp_port) = (int("orig_port")?, int("resp_port")?);
             let (start, end, duration) = (int("ts")?, int("last_packet_ts")?, int("duration")?);
+            let handshake_rtt = int("handshake_rtt")?;
             let (orig_bytes, resp_bytes) = (int("orig_bytes")?, int("resp_bytes")?);
             let syn_seen = df.column("syn_seen")?.bool()?.clone();
             for i in 0..df.height() {
@@ -363,6 +372,7 @@ impl Conns {
                     start: start.get(i).unwrap_or(0),
                     end: end.get(i).unwrap_or(0),
                     duration: duration.get(i).unwrap_or(0),
+                    handshake_rtt: handshake_rtt.get(i),
                     orig_bytes: orig_bytes.get(i).unwrap_or(0) as u64,
                     resp_bytes: resp_bytes.get(i).unwrap_or(0) as u64,
                     orig: ids.id(o),
@@ -872,6 +882,7 @@ mod tests {
             start: -5,
             end: i64::MAX,
             duration: 1 << 40,
+            handshake_rtt: Some(-9),
             orig_bytes: u64::MAX,
             resp_bytes: 7,
             orig: 3,
@@ -884,9 +895,17 @@ mod tests {
             syn_seen: false,
             client_closed: true,
         };
-        let mut bytes = [0; Row::SIZE];
-        row.put(&mut bytes);
-        assert_eq!(format!("{:?}", Row::get(&bytes)), format!("{row:?}"));
+        for row in [
+            row,
+            Row {
+                handshake_rtt: None,
+                ..row
+            },
+        ] {
+            let mut bytes = [0; Row::SIZE];
+            row.put(&mut bytes);
+            assert_eq!(format!("{:?}", Row::get(&bytes)), format!("{row:?}"));
+        }
         // Codes are positions in the lists they are read back from.
         assert!(Proto::ALL.iter().enumerate().all(|(i, p)| *p as usize == i));
         assert!(
