@@ -455,9 +455,10 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
         }
     })?;
     let row = || col("row").cast(DataType::UInt64);
-    let chosen = picked
-        .iter()
-        .fold(lit(false), |any, &i| any.or(row().eq(lit(i))));
+    let chosen = row().is_in(
+        lit(Series::new("picked".into(), &picked)).implode(true),
+        false,
+    );
     let time = |c: &str, alias: &str| col(c).cast(DataType::Int64).alias(alias);
     let times = d
         .conns
