@@ -15,7 +15,7 @@ use crate::source::Nanos;
 
 use super::build::{PortRow, ReportError};
 use super::summary::ConnCounts;
-use super::tables::{Conns, Row};
+use super::tables::{Conns, column_of};
 use super::text;
 use super::timeline::Bins;
 
@@ -482,38 +482,18 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
         text::addr(&mut buf, d.rows.addr(id));
         String::from_utf8_lossy(&buf).into_owned()
     };
-    let mut df = times;
-    df.with_column(Column::new("row".into(), picked))?;
-    df.with_column(Column::new(
-        "start".into(),
-        rows.iter().map(|r| r.start).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "end".into(),
-        rows.iter().map(|r| r.end).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "orig_addr".into(),
-        rows.iter().map(|r| named(r.orig)).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "orig_port".into(),
-        rows.iter().map(|r| r.orig_port).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "resp_addr".into(),
-        rows.iter().map(|r| named(r.resp)).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "resp_port".into(),
-        rows.iter().map(|r| r.resp_port).collect::<Vec<_>>(),
-    ))?;
-    df.with_column(Column::new(
-        "close_reason".into(),
-        rows.iter()
-            .map(|r| r.close_reason.name())
-            .collect::<Vec<_>>(),
-    ))?;
+    let mut columns = times.columns().to_vec();
+    columns.extend([
+        Column::new("row".into(), picked),
+        column_of("start", &rows, |r| r.start),
+        column_of("end", &rows, |r| r.end),
+        column_of("orig_addr", &rows, |r| named(r.orig)),
+        column_of("orig_port", &rows, |r| r.orig_port),
+        column_of("resp_addr", &rows, |r| named(r.resp)),
+        column_of("resp_port", &rows, |r| r.resp_port),
+        column_of("close_reason", &rows, |r| r.close_reason.name()),
+    ]);
+    let df = DataFrame::new(rows.len(), columns)?;
     df.sort(["start", "row"], SortMultipleOptions::default())
 }
 
@@ -711,60 +691,74 @@ fn states(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
     })
 }
 
-/// Log-spaced histogram of positive values: (bucket low edges, counts).
-fn log_histogram<E>(
-    each: impl Fn(&mut dyn FnMut(f64)) -> Result<(), E>,
+/// A histogram's bin edges (one more than the bins) and counts.
+type Histogram = (Vec<f64>, Vec<u64>);
+
+/// Histograms on log axes of `N` values per item (`None`: no value), each
+/// as (the bins' edges, their counts), with `per_decade` bins per decade
+/// from its smallest positive value to its largest. Two passes over the items (the ranges, then the counts): a
+/// million connections' values are never held at once.
+fn log_histograms<const N: usize, E>(
+    each: impl Fn(&mut dyn FnMut([Option<f64>; N])) -> Result<(), E>,
     per_decade: f64,
-) -> Result<(Vec<f64>, Vec<u64>), E> {
-    // Two passes over the values (the range, then the counts): a million
-    // connections' values are never held at once.
-    let (mut min, mut max) = (f64::INFINITY, 0.0f64);
-    each(&mut |v| {
-        if v.is_finite() && v > 0.0 {
-            min = min.min(v);
-            max = max.max(v);
+) -> Result<[Histogram; N], E> {
+    let usable = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
+    let mut range = [(f64::INFINITY, 0.0f64); N];
+    each(&mut |values| {
+        for ((min, max), v) in range.iter_mut().zip(values) {
+            if let Some(v) = usable(v) {
+                *min = min.min(v);
+                *max = max.max(v);
+            }
         }
     })?;
-    if min == f64::INFINITY {
-        return Ok((vec![], vec![]));
-    }
-    let lo = min.log10().floor();
-    let hi = max.log10().ceil().max(lo + 1.0);
-    let n = ((hi - lo) * per_decade).ceil() as usize;
-    let mut counts = vec![0u64; n.max(1)];
-    each(&mut |v| {
-        if v.is_finite() && v > 0.0 {
-            let i = (((v.log10() - lo) * per_decade) as usize).min(counts.len() - 1);
-            counts[i] += 1;
+    let mut bins = range.map(|(min, max)| {
+        if min == f64::INFINITY {
+            return (0.0, Vec::new());
+        }
+        let lo = min.log10().floor();
+        let hi = max.log10().ceil().max(lo + 1.0);
+        let n = ((hi - lo) * per_decade).ceil() as usize;
+        (lo, vec![0u64; n.max(1)])
+    });
+    each(&mut |values| {
+        for ((lo, counts), v) in bins.iter_mut().zip(values) {
+            if let Some(v) = usable(v) {
+                let i = (((v.log10() - *lo) * per_decade) as usize).min(counts.len() - 1);
+                counts[i] += 1;
+            }
         }
     })?;
-    let edges = (0..=counts.len())
-        .map(|i| 10f64.powf(lo + i as f64 / per_decade))
-        .collect();
-    Ok((edges, counts))
+    Ok(bins.map(|(lo, counts)| {
+        let edges = if counts.is_empty() {
+            Vec::new()
+        } else {
+            (0..=counts.len())
+                .map(|i| 10f64.powf(lo + i as f64 / per_decade))
+                .collect()
+        };
+        (edges, counts)
+    }))
 }
 
 fn durations(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
     // From the tables' rows, in the units and values connections.parquet
     // gives (seconds, milliseconds).
-    let histogram = |value: fn(&Row) -> Option<f64>| {
-        log_histogram(
-            |f| {
-                d.rows.scan_rows(|_, r| {
-                    if let Some(v) = value(r) {
-                        f(v);
-                    }
-                })
-            },
-            5.0,
-        )
-        .map_err(|e| ReportError::Data {
-            path: d.dir.join("connections.parquet"),
-            message: e.to_string(),
-        })
-    };
-    let dur = histogram(|r| Some(r.duration as f64 / 1e9))?;
-    let rtt = histogram(|r| r.handshake_rtt.map(|v| v as f64 / 1e6))?;
+    let [dur, rtt] = log_histograms(
+        |f| {
+            d.rows.scan_rows(|_, r| {
+                f([
+                    Some(r.duration as f64 / 1e9),
+                    r.handshake_rtt.map(|v| v as f64 / 1e6),
+                ])
+            })
+        },
+        5.0,
+    )
+    .map_err(|e| ReportError::Data {
+        path: d.dir.join("connections.parquet"),
+        message: e.to_string(),
+    })?;
     draw(d.dir, "durations.png", |root| {
         let root = root
             .titled("Durations and handshake round trips (log axes)", (FONT, 26))
@@ -844,12 +838,17 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
         .clients
         .take(&IdxCa::from_vec("rows".into(), busiest))
         .map_err(clients_err)?;
-    let column = |c: &str| strings(&pairs, c).unwrap_or_default();
+    let column = |c: &str| {
+        strings(&pairs, c).map_err(|message| ReportError::Data {
+            path: d.dir.join("clients.parquet"),
+            message,
+        })
+    };
     let (proto, client, server, port) = (
-        column("proto"),
-        column("orig_addr"),
-        column("resp_addr"),
-        column("resp_port"),
+        column("proto")?,
+        column("orig_addr")?,
+        column("resp_addr")?,
+        column("resp_port")?,
     );
     let picked: Vec<(&str, &str, &str, u16)> = (0..pairs.height())
         .map(|i| {
@@ -1049,9 +1048,9 @@ mod tests {
     #[test]
     fn log_histogram_covers_every_value() {
         let values = [0.001, 0.01, 0.5, 2.0, 2.0, 300.0, 0.0, -1.0, f64::NAN];
-        let (edges, counts) = log_histogram(
+        let [(edges, counts)] = log_histograms(
             |f| {
-                values.iter().for_each(|v| f(*v));
+                values.iter().for_each(|v| f([Some(*v)]));
                 Ok::<_, ()>(())
             },
             5.0,

@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Connections held in memory before they go to a file (128 Ki rows, 8 MiB);
+/// Connections held in memory before they go to a file (128 Ki rows, 10 MiB);
 /// a sorted run holds twice as many values.
 pub const CHUNK: usize = 1 << 17;
 

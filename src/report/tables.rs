@@ -93,7 +93,7 @@ impl Row {
     }
 }
 
-/// Rows in temporary files: 56 bytes each.
+/// Rows in temporary files: 64 bytes each.
 impl Fixed for Row {
     const SIZE: usize = 64;
     fn put(&self, out: &mut [u8]) {
@@ -713,7 +713,7 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
 }
 
 /// A column holding one field of every item (a group key's part, a count).
-fn column_of<I, T>(name: &str, items: &[I], field: impl Fn(&I) -> T) -> Column
+pub(super) fn column_of<I, T>(name: &str, items: &[I], field: impl Fn(&I) -> T) -> Column
 where
     Series: NamedFrom<Vec<T>, [T]>,
 {
