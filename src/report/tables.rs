@@ -922,13 +922,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn tables_from_parquet_read_in_small_batches_equal_the_kept_rows() {
-        let dir = std::env::temp_dir().join(format!("sockscope-load-{}", std::process::id()));
-        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/http-fanin.pcap.gz");
+    /// `analyze` of a capture of this repository into `dir`: the rows kept
+    /// for the tables, the files written.
+    fn analysed(capture: &str, dir: &Path) -> Conns {
         let cfg = crate::analyze::AnalyzeConfig {
-            inputs: vec![sample],
-            out: dir.clone(),
+            inputs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(capture)],
+            out: dir.to_path_buf(),
             force: true,
             filter: None,
             decode: Default::default(),
@@ -938,7 +937,13 @@ mod tests {
         };
         let mut outcome = crate::analyze::run(&cfg, &crate::analyze::Silent).unwrap();
         outcome.files.wait().unwrap();
-        let kept = outcome.conns.take().unwrap();
+        outcome.conns.take().unwrap()
+    }
+
+    #[test]
+    fn tables_from_parquet_read_in_small_batches_equal_the_kept_rows() {
+        let dir = std::env::temp_dir().join(format!("sockscope-load-{}", std::process::id()));
+        let kept = analysed("samples/http-fanin.pcap.gz", &dir);
         // 7 does not divide the row count: the last batch is a short one.
         let parquet = dir.join("connections.parquet");
         let read = Conns::load_in_batches(&parquet, 7, CHUNK).unwrap();
@@ -979,7 +984,6 @@ mod tests {
     /// filter over connections.parquet finds them (IPv4 and IPv6).
     #[test]
     fn client_ports_match_the_parquet_file() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         for (i, capture) in [
             "samples/http-fanin.pcap.gz",
             "tests/data/zeek/cid-ipv6.pcap",
@@ -989,19 +993,7 @@ mod tests {
         {
             let dir = std::env::temp_dir()
                 .join(format!("sockscope-client-ports-{}-{i}", std::process::id()));
-            let cfg = crate::analyze::AnalyzeConfig {
-                inputs: vec![root.join(capture)],
-                out: dir.clone(),
-                force: true,
-                filter: None,
-                decode: Default::default(),
-                flow: Default::default(),
-                threads: 1,
-                tables: true,
-            };
-            let mut outcome = crate::analyze::run(&cfg, &crate::analyze::Silent).unwrap();
-            outcome.files.wait().unwrap();
-            let kept = outcome.conns.take().unwrap();
+            let kept = analysed(capture, &dir);
             let parquet = dir.join("connections.parquet");
             let spilled = Conns::load_in_batches(&parquet, 64, 50).unwrap();
             let named = kept.names(clients(&kept).unwrap()).unwrap();
