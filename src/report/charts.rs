@@ -15,7 +15,7 @@ use crate::source::Nanos;
 
 use super::build::{PortRow, ReportError};
 use super::summary::ConnCounts;
-use super::tables::{Conns, column_of};
+use super::tables::{Conns, Row, column_of};
 use super::text;
 use super::timeline::Bins;
 
@@ -425,35 +425,28 @@ fn fmt_width(ns: Nanos) -> String {
 /// the chosen rows (decoding its text columns for every row took most of
 /// the chart's time).
 fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
-    // (length, position) of the longest, ties by position so that the same
-    // rows are drawn every run.
-    let mut total = 0u64;
-    let mut longest: Vec<(Reverse<i64>, u64)> = Vec::with_capacity(GANTT_LONGEST + 1);
+    // Every step-th row from the first, as many as there are samples, and
+    // the longest by (length, position), ties by position so that the same
+    // rows are drawn every run: one pass.
+    let samples = (GANTT_ROWS - GANTT_LONGEST) as u64;
+    let step = (d.rows.connections() as u64 / samples).max(1);
+    let mut sampled = Vec::with_capacity(samples as usize);
+    let mut longest: Vec<((Reverse<i64>, u64), Row)> = Vec::with_capacity(GANTT_LONGEST + 1);
     d.rows.scan_rows(|i, r| {
-        total += 1;
+        if i % step == 0 && i / step < samples {
+            sampled.push((i, *r));
+        }
         let key = (Reverse(r.end.wrapping_sub(r.start)), i);
-        if longest.len() < GANTT_LONGEST || longest.last().is_some_and(|l| key < *l) {
-            let at = longest.partition_point(|l| *l < key);
-            longest.insert(at, key);
+        if longest.len() < GANTT_LONGEST || longest.last().is_some_and(|l| key < l.0) {
+            let at = longest.partition_point(|l| l.0 < key);
+            longest.insert(at, (key, *r));
             longest.truncate(GANTT_LONGEST);
         }
     })?;
-    // Then every step-th row from the first, as many as there are samples.
-    let samples = (GANTT_ROWS - GANTT_LONGEST) as u64;
-    let step = (total / samples).max(1);
-    let mut picked: Vec<u64> = longest
-        .iter()
-        .map(|l| l.1)
-        .chain((0..samples).map(|k| k * step).take_while(|&i| i < total))
-        .collect();
-    picked.sort_unstable();
-    picked.dedup();
-    let mut rows = Vec::with_capacity(picked.len());
-    d.rows.scan_rows(|i, r| {
-        if picked.binary_search(&i).is_ok() {
-            rows.push(*r);
-        }
-    })?;
+    sampled.extend(longest.iter().map(|((_, i), r)| (*i, *r)));
+    sampled.sort_unstable_by_key(|(i, _)| *i);
+    sampled.dedup_by_key(|(i, _)| *i);
+    let (picked, rows): (Vec<u64>, Vec<Row>) = sampled.into_iter().unzip();
     let row = || col("row").cast(DataType::UInt64);
     let chosen = row().is_in(
         lit(Series::new("picked".into(), &picked)).implode(true),
@@ -696,8 +689,9 @@ type Histogram = (Vec<f64>, Vec<u64>);
 
 /// Histograms on log axes of `N` values per item (`None`: no value), each
 /// as (the bins' edges, their counts), with `per_decade` bins per decade
-/// from its smallest positive value to its largest. Two passes over the items (the ranges, then the counts): a
-/// million connections' values are never held at once.
+/// from its smallest positive value to its largest. Two passes over the
+/// items (the ranges, then the counts): a million connections' values are
+/// never held at once.
 fn log_histograms<const N: usize, E>(
     each: impl Fn(&mut dyn FnMut([Option<f64>; N])) -> Result<(), E>,
     per_decade: f64,
@@ -832,7 +826,7 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
         .and_then(|c| Ok(c.u64()?.into_no_null_iter().collect()))
         .map_err(clients_err)?;
     let mut busiest: Vec<IdxSize> = (0..connections.len() as IdxSize).collect();
-    busiest.sort_by_key(|&i| std::cmp::Reverse(connections[i as usize]));
+    busiest.sort_by_key(|&i| Reverse(connections[i as usize]));
     busiest.truncate(EPHEMERAL_PAIRS);
     let pairs = d
         .clients

@@ -264,15 +264,19 @@ impl ConnsBuilder {
 /// not depend on the order in which connections were recorded (shard
 /// threads interleave them).
 fn order_ids(addrs: Vec<Addr>) -> (Vec<Addr>, Vec<u32>) {
-    let order_of = |a: &Addr| (!a.is_v4(), u128::from_be_bytes(a.0));
     let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
-    order.sort_unstable_by_key(|id| order_of(&addrs[*id as usize]));
+    order.sort_unstable_by_key(|id| address_order(&addrs[*id as usize]));
     let mut new_id = vec![0u32; addrs.len()];
     for (new, old) in order.iter().enumerate() {
         new_id[*old as usize] = new as u32;
     }
     let ordered = order.iter().map(|old| addrs[*old as usize]).collect();
     (ordered, new_id)
+}
+
+/// The order of [`Conns`]' addresses: IPv4 first, each numerically.
+fn address_order(a: &Addr) -> (bool, u128) {
+    (!a.is_v4(), u128::from_be_bytes(a.0))
 }
 
 /// An address as connections.parquet writes it.
@@ -405,6 +409,11 @@ impl Conns {
         }
     }
 
+    /// Connections (rows) held.
+    pub fn connections(&self) -> usize {
+        self.rows.len()
+    }
+
     /// Every row with its position (that of connections.parquet), in order.
     pub fn scan_rows(&self, mut f: impl FnMut(u64, &Row)) -> PolarsResult<()> {
         let mut at = 0;
@@ -429,12 +438,11 @@ impl Conns {
         &self,
         pairs: &[(&str, &str, &str, u16)],
     ) -> PolarsResult<Vec<Vec<(Nanos, u16)>>> {
-        let order = |a: &Addr| (!a.is_v4(), u128::from_be_bytes(a.0));
         let id = |text: &str| -> PolarsResult<Option<u32>> {
             let a = parse_addr(text)?;
             Ok(self
                 .addrs
-                .binary_search_by_key(&order(&a), order)
+                .binary_search_by_key(&address_order(&a), address_order)
                 .ok()
                 .map(|i| i as u32))
         };
@@ -444,15 +452,12 @@ impl Conns {
             wanted.push((proto, id(client)?, id(server)?, port));
         }
         let mut out = vec![Vec::new(); pairs.len()];
-        self.rows.scan(|slice| -> PolarsResult<()> {
-            for r in slice {
-                for (w, used) in wanted.iter().zip(&mut out) {
-                    if (w.0, w.1, w.2, w.3) == (r.proto, Some(r.orig), Some(r.resp), r.resp_port) {
-                        used.push((r.start, r.orig_port));
-                    }
+        self.scan_rows(|_, r| {
+            for (w, used) in wanted.iter().zip(&mut out) {
+                if (w.0, w.1, w.2, w.3) == (r.proto, Some(r.orig), Some(r.resp), r.resp_port) {
+                    used.push((r.start, r.orig_port));
                 }
             }
-            Ok(())
         })?;
         Ok(out)
     }
