@@ -206,6 +206,8 @@ impl CaptureReader {
     }
 
     /// Move to the next packet. `Ok(false)` at a clean end of file.
+    /// Inlined into the read loop, see [`merge::Merge::next_packet`].
+    #[inline(always)]
     pub fn advance(&mut self) -> Result<bool, ReadError> {
         if std::mem::take(&mut self.held) {
             self.input.consume(self.current.record_len);

@@ -96,7 +96,9 @@ impl State {
     }
 
     /// Read up to the next packet block, its metadata into `cur`;
-    /// `Ok(false)` at a clean end.
+    /// `Ok(false)` at a clean end. Out of line: the read loop it would be
+    /// inlined into is tuned for pcap's smaller parser.
+    #[inline(never)]
     pub fn next(
         &mut self,
         input: &mut Input,
