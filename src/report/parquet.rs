@@ -74,6 +74,29 @@ impl Kind {
         }
     }
 
+    /// An empty column of [`Kind::dtype`]. Built from an empty vector: one
+    /// made by `DataFrame::empty_with_schema` or `Series::new_empty` has
+    /// polars fill its global 8 MiB of zeroes (2,048 page faults and 8 MiB
+    /// of RSS) to hold no values.
+    fn empty_column(self, name: &str) -> Column {
+        let name: PlSmallStr = name.into();
+        let ints = || Int64Chunked::from_vec(name.clone(), Vec::new());
+        match self {
+            Kind::Text | Kind::Id | Kind::Label => Column::new(name, Vec::<&str>::new()),
+            Kind::U8 => Column::new(name, Vec::<u8>::new()),
+            Kind::U16 => Column::new(name, Vec::<u16>::new()),
+            Kind::U32 => Column::new(name, Vec::<u32>::new()),
+            Kind::U64 => Column::new(name, Vec::<u64>::new()),
+            Kind::I64 => ints().into_column(),
+            Kind::F64 => Column::new(name, Vec::<f64>::new()),
+            Kind::Flag => Column::new(name, Vec::<bool>::new()),
+            Kind::Time => ints()
+                .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
+                .into_column(),
+            Kind::Span => ints().into_duration(TimeUnit::Nanoseconds).into_column(),
+        }
+    }
+
     /// The data pages' encoding.
     fn encoding(self) -> i32 {
         match self {
@@ -845,29 +868,9 @@ fn schema_element(c: &mut Compact, name: &str, kind: Kind) {
 /// The `ARROW:schema` footer value polars writes for these columns, taken
 /// from an empty file polars writes (it is an Arrow IPC schema message).
 fn arrow_schema(columns: &[(String, Kind)]) -> PolarsResult<String> {
-    // Not `DataFrame::empty_with_schema` or `Series::new_empty`: an empty
-    // string column made by either has polars fill its global 8 MiB of
-    // zeroes (2,048 page faults and 8 MiB of RSS) for a file without rows.
     let empty = columns
         .iter()
-        .map(|(name, kind)| {
-            let name: PlSmallStr = name.as_str().into();
-            let ints = || Int64Chunked::from_vec(name.clone(), Vec::new());
-            match kind {
-                Kind::Text | Kind::Id | Kind::Label => Column::new(name, Vec::<&str>::new()),
-                Kind::U8 => Column::new(name, Vec::<u8>::new()),
-                Kind::U16 => Column::new(name, Vec::<u16>::new()),
-                Kind::U32 => Column::new(name, Vec::<u32>::new()),
-                Kind::U64 => Column::new(name, Vec::<u64>::new()),
-                Kind::I64 => ints().into_column(),
-                Kind::F64 => Column::new(name, Vec::<f64>::new()),
-                Kind::Flag => Column::new(name, Vec::<bool>::new()),
-                Kind::Time => ints()
-                    .into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC))
-                    .into_column(),
-                Kind::Span => ints().into_duration(TimeUnit::Nanoseconds).into_column(),
-            }
-        })
+        .map(|(name, kind)| kind.empty_column(name))
         .collect();
     let mut df = DataFrame::new(0, empty)?;
     let mut bytes = Vec::new();
@@ -893,6 +896,17 @@ mod tests {
             .iter()
             .map(|(name, kind)| Field::new(name.as_ref().into(), kind.dtype()))
             .collect()
+    }
+
+    #[test]
+    fn empty_columns_have_their_kinds_type() {
+        use Kind::*;
+        for kind in [
+            Text, Id, Label, U8, U16, U32, U64, I64, F64, Flag, Time, Span,
+        ] {
+            let c = kind.empty_column("c");
+            assert_eq!((c.dtype(), c.len()), (&kind.dtype(), 0), "{kind:?}");
+        }
     }
 
     #[test]
