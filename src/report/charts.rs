@@ -419,6 +419,31 @@ fn fmt_width(ns: Nanos) -> String {
     }
 }
 
+/// The `n` items with the least keys offered so far, least first: a
+/// bounded pick over rows that are never all held or sorted. Keys that
+/// end in the item's position make the pick the same every run.
+struct Least<K, T> {
+    n: usize,
+    kept: Vec<(K, T)>,
+}
+
+impl<K: Ord, T> Least<K, T> {
+    fn new(n: usize) -> Least<K, T> {
+        Least {
+            n,
+            kept: Vec::with_capacity(n + 1),
+        }
+    }
+
+    fn offer(&mut self, key: K, item: T) {
+        if self.kept.len() < self.n || self.kept.last().is_some_and(|l| key < l.0) {
+            let at = self.kept.partition_point(|l| l.0 < key);
+            self.kept.insert(at, (key, item));
+            self.kept.truncate(self.n);
+        }
+    }
+}
+
 /// The connections shown in the lifecycle chart: the longest, then an even
 /// sample of the rest by start time. Chosen and named from the tables' rows;
 /// only the handshake and close times come from connections.parquet, for
@@ -431,19 +456,14 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
     let samples = (GANTT_ROWS - GANTT_LONGEST) as u64;
     let step = (d.rows.connections() as u64 / samples).max(1);
     let mut sampled = Vec::with_capacity(samples as usize);
-    let mut longest: Vec<((Reverse<i64>, u64), Row)> = Vec::with_capacity(GANTT_LONGEST + 1);
+    let mut longest = Least::new(GANTT_LONGEST);
     d.rows.scan_rows(|i, r| {
         if i % step == 0 && i / step < samples {
             sampled.push((i, *r));
         }
-        let key = (Reverse(r.end.wrapping_sub(r.start)), i);
-        if longest.len() < GANTT_LONGEST || longest.last().is_some_and(|l| key < l.0) {
-            let at = longest.partition_point(|l| l.0 < key);
-            longest.insert(at, (key, *r));
-            longest.truncate(GANTT_LONGEST);
-        }
+        longest.offer((Reverse(r.end.wrapping_sub(r.start)), i), *r);
     })?;
-    sampled.extend(longest.iter().map(|((_, i), r)| (*i, *r)));
+    sampled.extend(longest.kept.iter().map(|((_, i), r)| (*i, *r)));
     sampled.sort_unstable_by_key(|(i, _)| *i);
     sampled.dedup_by_key(|(i, _)| *i);
     let (picked, rows): (Vec<u64>, Vec<Row>) = sampled.into_iter().unzip();
@@ -817,7 +837,7 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
         message: e.to_string(),
     };
     // The busiest client -> endpoint pairs by connections, ties in table
-    // order: picked by hand, as a sort of the whole named table took
+    // order: picked in one pass, as a sort of the whole named table took
     // 15-40 ms on bench_1g.
     let connections: Vec<u64> = d
         .clients
@@ -825,9 +845,11 @@ fn ephemeral(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
         .and_then(|c| c.cast(&DataType::UInt64))
         .and_then(|c| Ok(c.u64()?.into_no_null_iter().collect()))
         .map_err(clients_err)?;
-    let mut busiest: Vec<IdxSize> = (0..connections.len() as IdxSize).collect();
-    busiest.sort_by_key(|&i| Reverse(connections[i as usize]));
-    busiest.truncate(EPHEMERAL_PAIRS);
+    let mut busiest = Least::new(EPHEMERAL_PAIRS);
+    for (i, n) in connections.iter().enumerate() {
+        busiest.offer((Reverse(*n), i as IdxSize), ());
+    }
+    let busiest = busiest.kept.iter().map(|((_, i), ())| *i).collect();
     let pairs = d
         .clients
         .take(&IdxCa::from_vec("rows".into(), busiest))
@@ -1016,6 +1038,16 @@ fn throughput(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn least_keeps_the_least_keys_first_come_on_ties() {
+        let mut least = Least::new(3);
+        for (i, v) in [5, 1, 4, 1, 9, 0, 4].iter().enumerate() {
+            least.offer((*v, i), ());
+        }
+        let keys: Vec<(i32, usize)> = least.kept.iter().map(|(k, ())| *k).collect();
+        assert_eq!(keys, [(0, 5), (1, 1), (1, 3)]);
+    }
 
     #[test]
     fn equal_counts_come_in_name_order() {
