@@ -80,12 +80,7 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
 #[inline(always)]
 pub fn network(linktype: u32, frame: &[u8]) -> Result<Network, Skip> {
     if linktype == LINKTYPE_ETHERNET {
-        let version = match be16(frame, 12) {
-            Some(ETHERTYPE_IPV4) => Some(IpVersion::V4),
-            Some(ETHERTYPE_IPV6) => Some(IpVersion::V6),
-            _ => None,
-        };
-        if let Some(version) = version {
+        if let Some(version) = be16(frame, 12).and_then(ip_version) {
             return Ok(Network {
                 version,
                 ..Network::at(14)
@@ -93,6 +88,16 @@ pub fn network(linktype: u32, frame: &[u8]) -> Result<Network, Skip> {
         }
     }
     any_network(linktype, frame)
+}
+
+/// The IP version an ethertype carries, if it carries IP.
+#[inline(always)]
+fn ip_version(ethertype: u16) -> Option<IpVersion> {
+    match ethertype {
+        ETHERTYPE_IPV4 => Some(IpVersion::V4),
+        ETHERTYPE_IPV6 => Some(IpVersion::V6),
+        _ => None,
+    }
 }
 
 #[inline(never)]
@@ -179,17 +184,12 @@ fn ether_payload(
     mut net: Network,
 ) -> Result<Network, Skip> {
     loop {
+        if let Some(version) = ip_version(ethertype) {
+            net.offset = offset;
+            net.version = version;
+            return Ok(net);
+        }
         match ethertype {
-            ETHERTYPE_IPV4 => {
-                net.offset = offset;
-                net.version = IpVersion::V4;
-                return Ok(net);
-            }
-            ETHERTYPE_IPV6 => {
-                net.offset = offset;
-                net.version = IpVersion::V6;
-                return Ok(net);
-            }
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 let tci = be16(frame, offset).ok_or(Skip::TruncatedLink)?;
                 ethertype = be16(frame, offset + 2).ok_or(Skip::TruncatedLink)?;
