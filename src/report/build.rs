@@ -233,10 +233,7 @@ impl Cells {
             }
             Cells::Signed(c) => {
                 if let Some(v) = c.get(row) {
-                    if v < 0 {
-                        out.push(b'-');
-                    }
-                    text::uint(out, v.unsigned_abs());
+                    text::int(out, v);
                 }
             }
             Cells::Float(c) => {

@@ -43,6 +43,15 @@ pub fn uint(out: &mut Vec<u8>, mut v: u64) {
     out.truncate(len + n);
 }
 
+/// Append a signed integer.
+#[inline]
+pub fn int(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    uint(out, v.unsigned_abs());
+}
+
 /// Decimal digits of `v` (1 for 0): the bit length gives the count or one
 /// less (1233 / 4096 is just under log10 2), and a power of ten decides.
 #[inline]
