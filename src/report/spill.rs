@@ -380,11 +380,11 @@ struct Emitted<'a, T, F> {
     emit: &'a F,
 }
 
-impl<T, F: Fn(&T) -> Values> Pairs for Emitted<'_, T, F> {
+impl<T, F: Fn(&T, u32) -> Values> Pairs for Emitted<'_, T, F> {
     fn each(&self, mut f: impl FnMut(u32, u64)) {
         for (r, &g) in self.rows.iter().zip(self.groups) {
             if g != NO_GROUP {
-                (self.emit)(r).iter().for_each(|v| f(g, v));
+                (self.emit)(r, g).iter().for_each(|v| f(g, v));
             }
         }
     }
@@ -440,31 +440,33 @@ impl Grouped {
     }
 }
 
-/// The values one row gives an aggregate: none, one, or two (a socket's
-/// opening and closing).
+/// The values one row gives an aggregate: one, or up to three events of a
+/// socket (its opening, its closing, and the end of its port's TIME_WAIT).
 #[derive(Clone, Copy)]
 pub struct Values {
     len: u8,
-    values: [u64; 2],
+    values: [u64; 3],
 }
 
 impl Values {
-    pub const NONE: Values = Values {
-        len: 0,
-        values: [0; 2],
-    };
-
     pub fn one(v: u64) -> Values {
         Values {
             len: 1,
-            values: [v, 0],
+            values: [v, 0, 0],
         }
     }
 
     pub fn two(a: u64, b: u64) -> Values {
         Values {
             len: 2,
-            values: [a, b],
+            values: [a, b, 0],
+        }
+    }
+
+    pub fn three(a: u64, b: u64, c: u64) -> Values {
+        Values {
+            len: 3,
+            values: [a, b, c],
         }
     }
 
@@ -541,7 +543,7 @@ impl ByGroup {
         of: &Chunked<u32>,
         groups: usize,
         pairs: &mut Vec<Pair>,
-        emit: impl Fn(&T) -> Values,
+        emit: impl Fn(&T, u32) -> Values,
     ) -> Result<ByGroup, E> {
         if let (Some(rows), Some(of)) = (rows.memory(), of.memory()) {
             let emitted = Emitted {
@@ -559,7 +561,7 @@ impl ByGroup {
                 if g == NO_GROUP {
                     continue;
                 }
-                pairs.extend(emit(r).iter().map(|v| (g, v)));
+                pairs.extend(emit(r, g).iter().map(|v| (g, v)));
                 if pairs.len() >= run {
                     let runs = match &mut runs {
                         Some(r) => r,
@@ -703,8 +705,10 @@ pub(super) fn by_group(rows: &[(u32, Values)], groups: usize, chunk: usize) -> B
             of.push(*g).unwrap();
         }
     }
-    ByGroup::collect::<_, io::Error>(&stored, &of, groups, &mut Vec::new(), |&v| Values::one(v))
-        .unwrap()
+    ByGroup::collect::<_, io::Error>(&stored, &of, groups, &mut Vec::new(), |&v, _| {
+        Values::one(v)
+    })
+    .unwrap()
 }
 
 #[cfg(test)]

@@ -512,6 +512,8 @@ impl Conns {
 /// Rows numbered by group: by a key, in order of first appearance.
 struct Groups<K> {
     keys: Vec<K>,
+    /// Each group's earliest start (what its event times are taken from).
+    origins: Vec<Nanos>,
     /// Each row's group ([`NO_GROUP`] outside all), in step with the rows:
     /// in memory while they are, else beside them in a temporary file.
     of: Chunked<u32>,
@@ -530,18 +532,25 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     ) -> PolarsResult<Groups<K>> {
         let mut numbering = Numbering::default();
         let mut of = conns.rows.beside();
+        let mut origins = Vec::new();
         conns.rows.scan(|slice| -> PolarsResult<()> {
             for r in slice {
                 let g = key(r).map(|k| numbering.id(k));
                 of.push(g.unwrap_or(NO_GROUP))?;
                 if let Some(g) = g {
-                    each(g as usize, r);
+                    let g = g as usize;
+                    if g == origins.len() {
+                        origins.push(r.start);
+                    }
+                    origins[g] = origins[g].min(r.start);
+                    each(g, r);
                 }
             }
             Ok(())
         })?;
         Ok(Groups {
             keys: numbering.keys,
+            origins,
             of,
             pairs: Vec::new(),
         })
@@ -550,7 +559,20 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     /// Sort, by group, the values `emit` gives for each grouped row.
     fn sort(&mut self, conns: &Conns, emit: impl Fn(&Row) -> Values) -> PolarsResult<ByGroup> {
         let n = self.keys.len();
-        ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, emit)
+        ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, |r, _| emit(r))
+    }
+
+    /// Each group's [`Peaks`]; with `time_wait`, see [`socket_events`].
+    fn peaks(&mut self, conns: &Conns, time_wait: bool) -> PolarsResult<Vec<Peaks>> {
+        let (n, origins) = (self.keys.len(), &self.origins);
+        let by = ByGroup::collect::<_, PolarsError>(
+            &conns.rows,
+            &self.of,
+            n,
+            &mut self.pairs,
+            |r, g| socket_events(r, origins[g as usize], time_wait),
+        )?;
+        Ok(peaks(&by, origins)?)
     }
 }
 
@@ -563,16 +585,6 @@ fn unordered(u: u64) -> i64 {
     (u ^ (1 << 63)) as i64
 }
 
-/// A socket open from `start` to `until` as two events, `2t` (opening) and
-/// `2t + 1` (closing), so that a group's sorted events put openings first
-/// at equal times.
-fn events(start: Nanos, until: Nanos) -> Values {
-    Values::two(
-        ordered(start.saturating_mul(2)),
-        ordered(until.saturating_mul(2).saturating_add(1)),
-    )
-}
-
 /// Distinct values per group.
 fn distinct(by: &ByGroup) -> io::Result<Vec<u64>> {
     let counted = by.fold((0u64, None), |(n, last), _, v| {
@@ -582,6 +594,35 @@ fn distinct(by: &ByGroup) -> io::Result<Vec<u64>> {
         }
     })?;
     Ok(counted.into_iter().map(|(n, _)| n).collect())
+}
+
+/// A fan-in group's distinct clients, client sockets and clients served at
+/// least once.
+#[derive(Clone, Copy, Default)]
+struct ClientCounts {
+    clients: u64,
+    sockets: u64,
+    served: u64,
+}
+
+/// [`ClientCounts`] per group of `client << 17 | port << 1 | failed` values,
+/// in one pass: sorted, a client's sockets follow each other, and a socket's
+/// served rows come before its failed ones.
+fn client_counts(by: &ByGroup) -> io::Result<Vec<ClientCounts>> {
+    let counted = by.fold(
+        (ClientCounts::default(), None, None, None),
+        |(n, client, socket, served), _, v| {
+            let (c, s) = (Some(v >> 17), Some(v >> 1));
+            n.clients += u64::from(*client != c);
+            n.sockets += u64::from(*socket != s);
+            if v & 1 == 0 && *served != c {
+                n.served += 1;
+                *served = c;
+            }
+            (*client, *socket) = (c, s);
+        },
+    )?;
+    Ok(counted.into_iter().map(|(n, ..)| n).collect())
 }
 
 /// Median per group of [`ordered`] values, as polars computes it: the
@@ -610,19 +651,80 @@ fn medians(by: &ByGroup) -> io::Result<Vec<f64>> {
         .collect())
 }
 
-/// Peak concurrency per group of [`events`]: the largest number of sockets
-/// open at once, and when it was first reached (one pass over each group's
-/// sorted events keeping the running count).
-fn peaks(by: &ByGroup) -> io::Result<Vec<(u64, i64)>> {
-    let swept = by.fold((0u64, (0u64, 0i64)), |(open, peak), _, v| {
-        let order = unordered(v);
-        if order & 1 == 0 {
-            *open += 1;
-        } else {
-            *open = open.saturating_sub(1);
-        }
-        if *open > peak.0 {
-            *peak = (*open, order.div_euclid(2));
+/// What a socket's event does to the two counts of [`peaks`], the open
+/// sockets and the ports held (open or in TIME_WAIT); at equal times the
+/// kinds sort in this order, openings first.
+#[derive(Clone, Copy)]
+enum Event {
+    Open,
+    /// A socket whose port is freed at once.
+    CloseAndFree,
+    /// A socket whose port stays in TIME_WAIT.
+    Close,
+    /// The end of that TIME_WAIT.
+    Free,
+}
+
+impl Event {
+    /// By code (`as u64`).
+    const ALL: [Event; 4] = [Event::Open, Event::CloseAndFree, Event::Close, Event::Free];
+}
+
+/// A socket's event as a value that sorts by time, then kind. Times are
+/// taken from `origin` (the group's earliest start) so that four kinds per
+/// nanosecond fit in 64 bits for a group spanning up to 73 years; a time
+/// past that is held at the limit, its kind kept.
+fn event(t: Nanos, kind: Event, origin: Nanos) -> u64 {
+    let t = t.saturating_sub(origin).clamp(0, Nanos::MAX / 4);
+    (t * 4) as u64 + kind as u64
+}
+
+/// A connection's socket as events; with `time_wait`, a client that closed
+/// first holds its port for [`TIME_WAIT`] after.
+fn socket_events(r: &Row, origin: Nanos, time_wait: bool) -> Values {
+    let open = event(r.start, Event::Open, origin);
+    if time_wait && r.client_closed {
+        Values::three(
+            open,
+            event(r.end, Event::Close, origin),
+            event(r.held_until(), Event::Free, origin),
+        )
+    } else {
+        Values::two(open, event(r.end, Event::CloseAndFree, origin))
+    }
+}
+
+/// A group's peak concurrency.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Peaks {
+    /// The most sockets open at once, and when first reached.
+    open: u64,
+    open_at: Nanos,
+    /// The most client ports held at once.
+    held: u64,
+}
+
+/// [`Peaks`] per group of [`socket_events`] taken from the group's origin:
+/// one pass over each group's sorted events, keeping the running counts.
+fn peaks(by: &ByGroup, origins: &[Nanos]) -> io::Result<Vec<Peaks>> {
+    let swept = by.fold(([0u64; 2], Peaks::default()), |(now, peak), g, v| {
+        let [open, held] = now;
+        match Event::ALL[(v & 3) as usize] {
+            Event::Open => {
+                *open += 1;
+                *held += 1;
+                if *open > peak.open {
+                    peak.open = *open;
+                    peak.open_at = origins[g as usize].saturating_add((v >> 2) as Nanos);
+                }
+                peak.held = peak.held.max(*held);
+            }
+            Event::CloseAndFree => {
+                *open = open.saturating_sub(1);
+                *held = held.saturating_sub(1);
+            }
+            Event::Close => *open = open.saturating_sub(1),
+            Event::Free => *held = held.saturating_sub(1),
         }
     })?;
     Ok(swept.into_iter().map(|(_, peak)| peak).collect())
@@ -669,17 +771,16 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         s.to_server += r.orig_bytes;
         s.to_client += r.resp_bytes;
     })?;
-    let mut value = |value: fn(&Row) -> Option<u64>| {
-        groups.sort(conns, move |r| value(r).map_or(Values::NONE, Values::one))
+    // An endpoint is one server; a port's servers are counted.
+    let servers = match by {
+        Servers::Endpoints => vec![1; groups.keys.len()],
+        Servers::Ports => distinct(&groups.sort(conns, |r| Values::one(u64::from(r.resp)))?)?,
     };
-    let servers = distinct(&value(|r| Some(u64::from(r.resp)))?)?;
-    let clients = distinct(&value(|r| Some(u64::from(r.orig)))?)?;
-    let served = distinct(&value(|r| (!r.failed()).then_some(u64::from(r.orig)))?)?;
-    let sockets = distinct(&value(|r| {
-        Some(u64::from(r.orig) << 16 | u64::from(r.orig_port))
+    let clients = client_counts(&groups.sort(conns, |r| {
+        Values::one(u64::from(r.orig) << 17 | u64::from(r.orig_port) << 1 | u64::from(r.failed()))
     })?)?;
-    let median = medians(&value(|r| Some(ordered(r.duration)))?)?;
-    let peak = peaks(&groups.sort(conns, |r| events(r.start, r.end))?)?;
+    let median = medians(&groups.sort(conns, |r| Values::one(ordered(r.duration)))?)?;
+    let peak = groups.peaks(conns, false)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
 
     let mut columns = vec![column_of("proto", &keys, |k| k.0)];
@@ -689,16 +790,16 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     columns.extend([
         column_of("port", &keys, |k| k.2),
         Column::new("servers".into(), servers),
-        Column::new("clients".into(), clients),
-        Column::new("client_sockets".into(), sockets),
+        column_of("clients", &clients, |c| c.clients),
+        column_of("client_sockets", &clients, |c| c.sockets),
         column_of("connections", &sums, |s| s.connections),
         column_of("established", &sums, |s| s.established),
         column_of("rejected", &sums, |s| s.rejected),
         column_of("unanswered", &sums, |s| s.unanswered),
         column_of("failed", &sums, |s| s.failed),
-        Column::new("served_clients".into(), served),
-        column_of("peak_concurrent", &peak, |p| p.0),
-        utc("peak_at", peak.iter().map(|p| p.1).collect()),
+        column_of("served_clients", &clients, |c| c.served),
+        column_of("peak_concurrent", &peak, |p| p.open),
+        utc("peak_at", peak.iter().map(|p| p.open_at).collect()),
         column_of("connections_per_s", &sums, |s| {
             s.connections as f64 / capture_secs.max(1e-9)
         }),
@@ -785,8 +886,7 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         highest[g] = highest[g].max(r.orig_port);
     })?;
     let ports = distinct(&groups.sort(conns, |r| Values::one(u64::from(r.orig_port)))?)?;
-    let open = peaks(&groups.sort(conns, |r| events(r.start, r.end))?)?;
-    let held = peaks(&groups.sort(conns, |r| events(r.start, r.held_until()))?)?;
+    let peak = groups.peaks(conns, true)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     let columns = vec![
@@ -799,10 +899,10 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         Column::new("lowest_port".into(), lowest),
         Column::new("highest_port".into(), highest),
         Column::new("port_reuse".into(), reuse),
-        column_of("peak_concurrent", &open, |p| p.0),
-        column_of("peak_ports_held", &held, |p| p.0),
-        column_of("exhaustion_risk", &held, |p| {
-            p.0 as f64 / f64::from(EPHEMERAL_PORTS)
+        column_of("peak_concurrent", &peak, |p| p.open),
+        column_of("peak_ports_held", &peak, |p| p.held),
+        column_of("exhaustion_risk", &peak, |p| {
+            p.held as f64 / f64::from(EPHEMERAL_PORTS)
         }),
     ];
     let table = DataFrame::new(n, columns)?;
@@ -832,34 +932,101 @@ mod tests {
         assert!(parse_addr("not an address").is_err());
     }
 
-    /// Events of (group, start, end) sockets.
-    fn sockets(s: &[(u32, i64, i64)]) -> Vec<(u32, Values)> {
-        s.iter()
-            .map(|&(g, start, end)| (g, events(start, end)))
-            .collect()
+    /// [`Peaks`] of (group, start, end, client closed first) sockets,
+    /// sorted `chunk` values at a time; with `time_wait`, see [`socket_events`].
+    fn socket_peaks(s: &[(u32, i64, i64, bool)], time_wait: bool, chunk: usize) -> Vec<Peaks> {
+        let groups = s.iter().map(|x| x.0 as usize + 1).max().unwrap_or(0);
+        let mut origins = vec![Nanos::MAX; groups];
+        for &(g, start, ..) in s {
+            origins[g as usize] = origins[g as usize].min(start);
+        }
+        let events: Vec<_> = s
+            .iter()
+            .map(|&(g, start, end, client_closed)| {
+                let r = Row {
+                    start,
+                    end,
+                    duration: end - start,
+                    handshake_rtt: None,
+                    orig_bytes: 0,
+                    resp_bytes: 0,
+                    orig: 0,
+                    resp: 0,
+                    orig_port: 0,
+                    resp_port: 0,
+                    proto: Proto::Tcp,
+                    state: ConnState::SF,
+                    close_reason: CloseReason::Fin,
+                    syn_seen: true,
+                    client_closed,
+                };
+                (g, socket_events(&r, origins[g as usize], time_wait))
+            })
+            .collect();
+        peaks(&by_group(&events, groups, chunk), &origins).unwrap()
     }
 
-    /// Single values by group.
-    fn single(v: &[Pair]) -> Vec<(u32, Values)> {
-        v.iter().map(|&(g, v)| (g, Values::one(v))).collect()
+    /// Peaks of sockets without TIME_WAIT: (open, open_at), held the same.
+    fn open_peaks(p: &[Peaks]) -> Vec<(u64, i64)> {
+        assert!(p.iter().all(|p| p.held == p.open), "{p:?}");
+        p.iter().map(|p| (p.open, p.open_at)).collect()
     }
 
     #[test]
     fn peaks_count_openings_before_closings_at_equal_times() {
         // Group 0: [0,10] and [10,20] touch at 10: both open then.
         // Group 1: [5,6], [7,8]: never two at once. Before 1970 as well.
-        let s = sockets(&[
-            (0, 0, 10),
-            (0, 10, 20),
-            (1, 5, 6),
-            (1, 7, 8),
-            (2, -9, -3),
-            (2, -3, 0),
-        ]);
+        let s = [
+            (0, 0, 10, false),
+            (0, 10, 20, false),
+            (1, 5, 6, false),
+            (1, 7, 8, false),
+            (2, -9, -3, false),
+            (2, -3, 0, false),
+        ];
         for chunk in [1, 3, 100] {
-            let p = peaks(&by_group(&s, 3, chunk)).unwrap();
-            assert_eq!(p, [(2, 10), (1, 5), (2, -3)], "chunk {chunk}");
+            let p = socket_peaks(&s, true, chunk);
+            assert_eq!(open_peaks(&p), [(2, 10), (1, 5), (2, -3)], "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn ports_stay_held_in_time_wait_after_a_client_closes_first() {
+        // Group 0: the first socket's client closed first, so its port is
+        // held until 60 s after its end, past the second socket's opening.
+        // Group 1: the server closed first; no TIME_WAIT on the client.
+        let s = [
+            (0, 0, 10, true),
+            (0, 20, 30, false),
+            (1, 0, 10, false),
+            (1, 20, 30, false),
+        ];
+        for chunk in [1, 100] {
+            let p = socket_peaks(&s, true, chunk);
+            let held: Vec<_> = p.iter().map(|p| (p.open, p.held)).collect();
+            assert_eq!(held, [(1, 2), (1, 1)], "chunk {chunk}");
+            open_peaks(&socket_peaks(&s, false, chunk));
+        }
+    }
+
+    #[test]
+    fn peaks_hold_at_the_ends_of_the_time_range() {
+        // Each group's times are taken from its own start, so groups at
+        // opposite ends of the range both count their socket and its time.
+        let (min, max) = (Nanos::MIN, Nanos::MAX);
+        let s = [
+            (0, min + 5, min + 9, true),
+            (1, max - 40, max, true),
+            (2, max, max, false),
+        ];
+        let p = socket_peaks(&s, true, 100);
+        let got: Vec<_> = p.iter().map(|p| (p.open, p.open_at, p.held)).collect();
+        assert_eq!(got, [(1, min + 5, 1), (1, max - 40, 1), (1, max, 1)]);
+    }
+
+    /// Single values by group.
+    fn single(v: &[Pair]) -> Vec<(u32, Values)> {
+        v.iter().map(|&(g, v)| (g, Values::one(v))).collect()
     }
 
     #[test]
@@ -869,6 +1036,28 @@ mod tests {
             let m = medians(&by_group(&single(&v), 3, chunk)).unwrap();
             assert_eq!(m[..2], [3.0, 2.0], "chunk {chunk}");
             assert!(m[2].is_nan());
+        }
+    }
+
+    #[test]
+    fn client_counts_per_group() {
+        // (group, client, port, failed)
+        let rows = [
+            (0, 1, 10, true),
+            (0, 1, 10, false),
+            (0, 1, 11, true),
+            (0, 2, 10, true),
+            (0, 3, 9, false),
+            (1, 2, 10, true),
+        ];
+        let values: Vec<Pair> = rows
+            .iter()
+            .map(|&(g, c, p, f): &(u32, u64, u64, bool)| (g, c << 17 | p << 1 | u64::from(f)))
+            .collect();
+        for chunk in [1, 4, 100] {
+            let n = client_counts(&by_group(&single(&values), 3, chunk)).unwrap();
+            let n: Vec<_> = n.iter().map(|n| (n.clients, n.sockets, n.served)).collect();
+            assert_eq!(n, [(3, 4, 2), (1, 1, 0), (0, 0, 0)], "chunk {chunk}");
         }
     }
 
