@@ -810,11 +810,15 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         column_of("median_duration_s", &median, |ns| (ns / 1e3).round() / 1e6),
     ]);
     let table = DataFrame::new(n, columns)?;
-    let mut order = vec![("clients", true), ("connections", true), ("proto", false)];
+    let mut order = vec![
+        SortKey::of(&clients, true, |c| c.clients),
+        SortKey::of(&sums, true, |s| s.connections),
+        SortKey::of(&keys, false, |k| u64::from(k.0)),
+    ];
     if by == Servers::Endpoints {
-        order.push(("server", false));
+        order.push(SortKey::of(&keys, false, |k| u64::from(k.1)));
     }
-    order.push(("port", false));
+    order.push(SortKey::of(&keys, false, |k| u64::from(k.2)));
     sort_rows(table, &order)
 }
 
@@ -826,42 +830,74 @@ where
     Column::new(name.into(), items.iter().map(field).collect::<Vec<T>>())
 }
 
-/// Most columns [`sort_rows`] sorts by (the clients table's six).
-const SORT_KEYS: usize = 6;
-
-/// Sort rows by columns in turn (`true`: descending); ties end in key order,
-/// so a table comes out the same however it was built. Each row becomes an
-/// array of order-preserving integers and the arrays are sorted in place:
-/// polars' multi-column sort compares through dynamic calls, and a compare
-/// closure over separate columns missed the cache, on a million-client flood.
-fn sort_rows(df: DataFrame, by: &[(&str, bool)]) -> PolarsResult<DataFrame> {
-    polars_ensure!(
-        by.len() <= SORT_KEYS,
-        ComputeError: "sort_rows: at most {SORT_KEYS} columns, got {}", by.len()
-    );
-    let mut rows: Vec<([u64; SORT_KEYS], IdxSize)> = (0..df.height() as IdxSize)
-        .map(|row| ([0; SORT_KEYS], row))
-        .collect();
-    for (j, (name, descending)) in by.iter().enumerate() {
-        let values = df.column(name)?.cast(&DataType::Float64)?;
-        for (row, v) in rows.iter_mut().zip(values.f64()?.iter()) {
-            let key = total_order(v.unwrap_or(f64::NEG_INFINITY));
-            row.0[j] = if *descending { !key } else { key };
-        }
-    }
-    rows.sort_unstable();
-    let rows: Vec<IdxSize> = rows.into_iter().map(|(_, row)| row).collect();
-    df.take(&IdxCa::from_vec("rows".into(), rows))
+/// A column a table is sorted by, as order-preserving integers.
+struct SortKey {
+    values: Vec<u64>,
+    descending: bool,
 }
 
-/// An integer that orders like `f64::total_cmp` orders the float.
-fn total_order(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | 1 << 63
+impl SortKey {
+    fn of<I>(items: &[I], descending: bool, value: impl FnMut(&I) -> u64) -> SortKey {
+        SortKey {
+            values: items.iter().map(value).collect(),
+            descending,
+        }
     }
+}
+
+/// The order of `n` rows sorted by `keys` in turn; ties end in row order,
+/// and the last keys are the group key, so a table comes out the same
+/// however it was built. Each row's keys, each cut to the bits its range
+/// needs, are packed with the row number into one `u128`, and those are
+/// sorted: sorting arrays of keys moved 56 bytes per row, and a compare
+/// closure over separate columns missed the cache (on a million-client
+/// flood). Keys too wide to pack are compared key by key.
+fn row_order(keys: &[SortKey], n: usize) -> Vec<IdxSize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // Per key: the least value, the greatest, and the bits between them.
+    let ranges: Vec<(u64, u64, u32)> = keys
+        .iter()
+        .map(|k| {
+            let lo = k.values.iter().copied().min().unwrap_or(0);
+            let hi = k.values.iter().copied().max().unwrap_or(0);
+            (lo, hi, u64::BITS - (hi - lo).leading_zeros())
+        })
+        .collect();
+    let bits: u32 = ranges.iter().map(|r| r.2).sum();
+    if bits + IdxSize::BITS > u128::BITS {
+        let mut rows: Vec<IdxSize> = (0..n as IdxSize).collect();
+        rows.sort_unstable_by(|&a, &b| {
+            let by_key = keys.iter().map(|k| {
+                let o = k.values[a as usize].cmp(&k.values[b as usize]);
+                if k.descending { o.reverse() } else { o }
+            });
+            by_key
+                .fold(std::cmp::Ordering::Equal, std::cmp::Ordering::then)
+                .then(a.cmp(&b))
+        });
+        return rows;
+    }
+    let mut packed: Vec<u128> = (0..n)
+        .map(|row| {
+            let fields = keys.iter().zip(&ranges);
+            let packed = fields.fold(0u128, |p, (k, &(lo, hi, bits))| {
+                let v = k.values[row];
+                let field = if k.descending { hi - v } else { v - lo };
+                p << bits | u128::from(field)
+            });
+            packed << IdxSize::BITS | row as u128
+        })
+        .collect();
+    packed.sort_unstable();
+    packed.into_iter().map(|p| p as IdxSize).collect()
+}
+
+/// `df`'s rows sorted by `keys` (see [`row_order`]).
+fn sort_rows(df: DataFrame, keys: &[SortKey]) -> PolarsResult<DataFrame> {
+    let order = row_order(keys, df.height());
+    df.take(&IdxCa::from_vec("rows".into(), order))
 }
 
 /// Per client address and server endpoint: ephemeral port use and reuse.
@@ -889,6 +925,15 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
     let peak = groups.peaks(conns, true)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
+    // Ports held orders as exhaustion_risk, its share of the ephemeral range.
+    let order = [
+        SortKey::of(&peak, true, |p| p.held),
+        SortKey::of(&connections, true, |&c| c),
+        SortKey::of(&keys, false, |k| u64::from(k.0)),
+        SortKey::of(&keys, false, |k| u64::from(k.1)),
+        SortKey::of(&keys, false, |k| u64::from(k.2)),
+        SortKey::of(&keys, false, |k| u64::from(k.3)),
+    ];
     let columns = vec![
         column_of("proto", &keys, |k| k.0),
         column_of("orig_addr", &keys, |k| k.1),
@@ -906,14 +951,6 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         }),
     ];
     let table = DataFrame::new(n, columns)?;
-    let order = [
-        ("exhaustion_risk", true),
-        ("connections", true),
-        ("proto", false),
-        ("orig_addr", false),
-        ("resp_addr", false),
-        ("resp_port", false),
-    ];
     sort_rows(table, &order)
 }
 
@@ -1251,25 +1288,33 @@ mod tests {
     }
 
     #[test]
-    fn total_order_orders_like_total_cmp() {
-        let values = [
-            f64::NEG_INFINITY,
-            -2.5,
-            -0.0,
-            0.0,
-            1e-300,
-            0.5,
-            3.0,
-            f64::INFINITY,
-        ];
-        for a in values {
-            for b in values {
-                assert_eq!(
-                    total_order(a).cmp(&total_order(b)),
-                    a.total_cmp(&b),
-                    "{a} {b}"
-                );
-            }
+    fn row_order_packed_or_compared_is_lexicographic() {
+        let mut x = 7u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 20) % m
+        };
+        let n = 500;
+        // Few distinct values (many ties, down to the row number), then
+        // either narrow keys (packed) or one spanning all 64 bits (compared).
+        for wide in [false, true] {
+            let rows = vec![(); n];
+            let first = SortKey::of(&rows, true, |_| next(3));
+            let second = SortKey::of(&rows, false, |_| next(4) + 1000);
+            let third = SortKey::of(&rows, true, |_| match next(5) {
+                0 if wide => u64::MAX,
+                v => v,
+            });
+            let keys = [first, second, third];
+            let mut expect: Vec<IdxSize> = (0..n as IdxSize).collect();
+            expect.sort_by_key(|&r| {
+                let v = |k: usize| keys[k].values[r as usize];
+                (std::cmp::Reverse(v(0)), v(1), std::cmp::Reverse(v(2)), r)
+            });
+            assert_eq!(row_order(&keys, n), expect, "wide {wide}");
         }
+        assert!(row_order(&[], 0).is_empty());
     }
 }
