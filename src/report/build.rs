@@ -160,10 +160,15 @@ fn write_table(
 /// rows, the longest step of the run's last table.
 fn write_csv(dir: &Path, name: &str, df: &DataFrame) -> Result<PathBuf, ReportError> {
     let mut file = LineFile::with_mode(dir, name, Mode::Atomic)?;
-    let cells = df
+    let typed = df
         .columns()
         .iter()
-        .map(Cells::of)
+        .map(typed)
+        .collect::<PolarsResult<Vec<_>>>()
+        .map_err(data_err(&dir.join(name)))?;
+    let mut cells = typed
+        .iter()
+        .map(|(c, form)| Cells::of(c, *form))
         .collect::<PolarsResult<Vec<_>>>()
         .map_err(data_err(&dir.join(name)))?;
     let header = file.line();
@@ -176,13 +181,13 @@ fn write_csv(dir: &Path, name: &str, df: &DataFrame) -> Result<PathBuf, ReportEr
     header.push(b'\n');
     file.end_line()?;
     let mut float = zmij::Buffer::new();
-    for row in 0..df.height() {
+    for _ in 0..df.height() {
         let line = file.line();
-        for (j, c) in cells.iter().enumerate() {
+        for (j, c) in cells.iter_mut().enumerate() {
             if j > 0 {
                 line.push(b',');
             }
-            c.write(row, line, &mut float);
+            c.write_next(line, &mut float);
         }
         line.push(b'\n');
         file.end_line()?;
@@ -190,59 +195,78 @@ fn write_csv(dir: &Path, name: &str, df: &DataFrame) -> Result<PathBuf, ReportEr
     Ok(file.commit()?)
 }
 
-/// One column of a table, typed once (a null is an empty field).
-enum Cells {
-    Text(StringChunked),
-    Unsigned(UInt64Chunked),
-    Signed(Int64Chunked),
-    Float(Float64Chunked),
+/// How a column is written: the type it is cast to first.
+#[derive(Clone, Copy)]
+enum Form {
+    Text,
+    Unsigned,
+    Signed,
+    Float,
     /// Nanoseconds since the epoch, UTC (see [`tidy`]).
-    Time(Int64Chunked),
+    Time,
 }
 
-impl Cells {
-    fn of(c: &Column) -> PolarsResult<Cells> {
-        let one = |c: Column| c.rechunk();
-        Ok(match c.dtype() {
-            DataType::String => Cells::Text(one(c.clone()).str()?.clone()),
-            DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC => {
-                Cells::Time(one(c.cast(&DataType::Int64)?).i64()?.clone())
-            }
-            d if d.is_unsigned_integer() => {
-                Cells::Unsigned(one(c.cast(&DataType::UInt64)?).u64()?.clone())
-            }
-            d if d.is_signed_integer() => {
-                Cells::Signed(one(c.cast(&DataType::Int64)?).i64()?.clone())
-            }
-            d if d.is_float() => Cells::Float(one(c.cast(&DataType::Float64)?).f64()?.clone()),
-            d => polars_bail!(ComputeError: "no CSV form for column {} of type {d}", c.name()),
+/// A column cast to the type its [`Form`] writes, in one chunk.
+fn typed(c: &Column) -> PolarsResult<(Column, Form)> {
+    let (dtype, form) = match c.dtype() {
+        DataType::String => (DataType::String, Form::Text),
+        DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC => {
+            (DataType::Int64, Form::Time)
+        }
+        d if d.is_unsigned_integer() => (DataType::UInt64, Form::Unsigned),
+        d if d.is_signed_integer() => (DataType::Int64, Form::Signed),
+        d if d.is_float() => (DataType::Float64, Form::Float),
+        d => polars_bail!(ComputeError: "no CSV form for column {} of type {d}", c.name()),
+    };
+    Ok((c.cast(&dtype)?.rechunk(), form))
+}
+
+/// One column's cells in row order (a null is an empty field): iterated,
+/// since looking each cell up by row searched the column's chunks.
+enum Cells<'a> {
+    Text(Box<dyn Iterator<Item = Option<&'a str>> + 'a>),
+    Unsigned(Box<dyn Iterator<Item = Option<u64>> + 'a>),
+    Signed(Box<dyn Iterator<Item = Option<i64>> + 'a>),
+    Float(Box<dyn Iterator<Item = Option<f64>> + 'a>),
+    Time(Box<dyn Iterator<Item = Option<i64>> + 'a>),
+}
+
+impl<'a> Cells<'a> {
+    fn of(c: &'a Column, form: Form) -> PolarsResult<Cells<'a>> {
+        Ok(match form {
+            Form::Text => Cells::Text(Box::new(c.str()?.iter())),
+            Form::Unsigned => Cells::Unsigned(Box::new(c.u64()?.iter())),
+            Form::Signed => Cells::Signed(Box::new(c.i64()?.iter())),
+            Form::Float => Cells::Float(Box::new(c.f64()?.iter())),
+            Form::Time => Cells::Time(Box::new(c.i64()?.iter())),
         })
     }
 
-    fn write(&self, row: usize, out: &mut Vec<u8>, float: &mut zmij::Buffer) {
+    /// Write the next row's cell.
+    fn write_next(&mut self, out: &mut Vec<u8>, float: &mut zmij::Buffer) {
         match self {
             Cells::Text(c) => {
-                if let Some(s) = c.get(row) {
+                if let Some(Some(s)) = c.next() {
                     csv_field(out, s);
                 }
             }
             Cells::Unsigned(c) => {
-                if let Some(v) = c.get(row) {
+                if let Some(Some(v)) = c.next() {
                     text::uint(out, v);
                 }
             }
             Cells::Signed(c) => {
-                if let Some(v) = c.get(row) {
+                if let Some(Some(v)) = c.next() {
                     text::int(out, v);
                 }
             }
             Cells::Float(c) => {
-                if let Some(v) = c.get(row) {
+                if let Some(Some(v)) = c.next() {
                     out.extend_from_slice(float.format(v).as_bytes());
                 }
             }
             Cells::Time(c) => {
-                if let Some(ns) = c.get(row) {
+                if let Some(Some(ns)) = c.next() {
                     out.extend_from_slice(text::iso8601(ns).as_bytes());
                 }
             }
@@ -256,7 +280,7 @@ impl Cells {
 fn csv_field(out: &mut Vec<u8>, s: &str) {
     if s.is_empty() {
         out.extend_from_slice(b"\"\"");
-    } else if s.contains([',', '"', '\n', '\r']) {
+    } else if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
         out.push(b'"');
