@@ -378,11 +378,15 @@ pub fn run(
         write_table(dir, &conns, "endpoints", endpoints, &mut files)?;
         Ok((ports, top, tl, files))
     };
-    // One per core (each half's memory is bounded, see tables).
+    // One per core (each half's memory is bounded, see tables); the port
+    // half finishes first and yields to the clients table.
     let (by_port, by_client) = std::thread::scope(|scope| {
-        let by_client = scope.spawn(client_half);
-        let by_port = port_half();
-        let by_client = by_client.join().unwrap_or_else(|_| {
+        let by_port = scope.spawn(|| {
+            super::yield_to_others();
+            port_half()
+        });
+        let by_client = client_half();
+        let by_port = by_port.join().unwrap_or_else(|_| {
             Err(ReportError::Data {
                 path: dir.to_path_buf(),
                 message: "internal error: the table thread stopped unexpectedly".into(),
