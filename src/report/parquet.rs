@@ -14,8 +14,8 @@
 //!   distinct values (`Kind::Label`) are dictionary encoded, one dictionary
 //!   per row group; 64-bit integers (counts, times, durations) are
 //!   DELTA_BINARY_PACKED; everything else PLAIN;
-//! - pages are LZ4_RAW compressed, except those of random strings
-//!   (`Kind::Id`), which LZ4 barely shrank;
+//! - pages are LZ4_RAW compressed (accelerated), except those of random
+//!   strings (`Kind::Id`), which LZ4 barely shrank;
 //! - every column is OPTIONAL and typed as polars types it (unsigned
 //!   integers as INT32/INT64 with an unsigned INTEGER logical type,
 //!   timestamps as INT64 TIMESTAMP(NANOS, UTC), durations as INT64 without
@@ -151,6 +151,12 @@ const PAGE_DATA: i32 = 0;
 const PAGE_DICTIONARY: i32 = 2;
 const CODEC_UNCOMPRESSED: i32 = 0;
 const CODEC_LZ4_RAW: i32 = 7;
+
+/// LZ4's acceleration (1 is its default): at 12 it searched fewer matches
+/// for 2.5% more bytes in connections.parquet and 14% in clients.parquet,
+/// and took a third less time (bench_1g: -6.6 ms CPU, -3.6 ms wall in 41
+/// pairs, the clients table's file being the run's last step).
+const LZ4_ACCELERATION: i32 = 12;
 const OPTIONAL: i32 = 1;
 // ConvertedType values (UINT_16, UINT_32, UINT_64 follow UINT_8), and the
 // LogicalType union's field ids.
@@ -745,7 +751,8 @@ impl<W: Write> Writer<W> {
         } else {
             let bound = lz4::block::compress_bound(self.body.len())?;
             self.packed.resize(bound, 0);
-            let n = lz4::block::compress_to_buffer(&self.body, None, false, &mut self.packed)?;
+            let fast = Some(lz4::block::CompressionMode::FAST(LZ4_ACCELERATION));
+            let n = lz4::block::compress_to_buffer(&self.body, fast, false, &mut self.packed)?;
             &self.packed[..n]
         };
         let n = stored.len();
