@@ -202,7 +202,7 @@ impl RecordSink for RecordFiles {
 impl RecordRows {
     /// The tally of what was recorded, and the kept connections.
     pub fn finish(self) -> (RecordTally, Option<tables::Conns>) {
-        (self.tally, self.conns.and_then(|c| c.finish().ok()))
+        (self.tally, self.conns.map(tables::ConnsBuilder::finish))
     }
 }
 

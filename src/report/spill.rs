@@ -172,17 +172,6 @@ impl TempFile {
         out.extend(bytes.chunks_exact(T::SIZE).map(T::get));
         Ok(())
     }
-
-    /// Overwrite the items at `offset`, encoded through `bytes`.
-    fn rewrite<T: Fixed>(&self, offset: u64, items: &[T], bytes: &mut Vec<u8>) -> io::Result<()> {
-        bytes.resize(items.len() * T::SIZE, 0);
-        for (item, out) in items.iter().zip(bytes.chunks_exact_mut(T::SIZE)) {
-            item.put(out);
-        }
-        self.file
-            .write_all_at(bytes, offset)
-            .map_err(|e| named(&self.path, e))
-    }
 }
 
 /// An I/O error that names the temporary file.
@@ -286,21 +275,6 @@ impl<T: Fixed> Chunked<T> {
             }
         }
         f(&self.mem)
-    }
-
-    /// Change every item in place.
-    pub fn update(&mut self, f: impl Fn(&mut T)) -> io::Result<()> {
-        if let Some(file) = &self.file {
-            let (mut bytes, mut items) = (Vec::new(), Vec::new());
-            for (start, n) in self.pieces() {
-                let offset = (start * T::SIZE) as u64;
-                file.read(offset, n, &mut bytes, &mut items)?;
-                items.iter_mut().for_each(&f);
-                file.rewrite(offset, &items, &mut bytes)?;
-            }
-        }
-        self.mem.iter_mut().for_each(f);
-        Ok(())
     }
 }
 
@@ -757,9 +731,6 @@ mod tests {
             0,
             "the spill file is unlinked"
         );
-        c.update(|p| p.1 += 1).unwrap();
-        assert_eq!(all(&c)[..2], [(0, 1), (1, 1001)]);
-        assert_eq!(all(&c)[22], (22, 22001));
         fs::remove_dir_all(&d).unwrap();
     }
 

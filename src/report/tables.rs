@@ -156,7 +156,12 @@ fn coded<T: Copy>(all: &[T], code: u8, fallback: T) -> T {
 /// The connections the tables are computed from, with their addresses.
 pub struct Conns {
     rows: Chunked<Row>,
+    /// By id, in order of first appearance.
     addrs: Vec<Addr>,
+    /// Each id's position in address order: the tables break ties by it, so
+    /// that they do not depend on the order in which connections were
+    /// recorded (shard threads interleave them).
+    rank: Vec<u32>,
 }
 
 impl std::fmt::Debug for Conns {
@@ -202,15 +207,17 @@ impl<K: Hash + Eq + Copy> Numbering<K> {
 type AddressIds = Numbering<Addr>;
 
 impl AddressIds {
-    /// The finished rows, with ids renumbered in address order.
-    fn finish(self, mut rows: Chunked<Row>) -> io::Result<Conns> {
+    /// The finished rows, with the addresses' order. (Renumbering the rows
+    /// in address order instead rewrote every row, on the run's critical
+    /// path, and the whole temporary file of a spilled capture.)
+    fn finish(self, rows: Chunked<Row>) -> Conns {
         drop(self.ids);
-        let (addrs, new_id) = order_ids(self.keys);
-        rows.update(|r| {
-            r.orig = new_id[r.orig as usize];
-            r.resp = new_id[r.resp as usize];
-        })?;
-        Ok(Conns { rows, addrs })
+        let rank = address_ranks(&self.keys);
+        Conns {
+            rows,
+            addrs: self.keys,
+            rank,
+        }
     }
 }
 
@@ -254,27 +261,24 @@ impl ConnsBuilder {
         })
     }
 
-    pub fn finish(self) -> io::Result<Conns> {
+    pub fn finish(self) -> Conns {
         self.ids.finish(self.rows)
     }
 }
 
-/// Addresses in address order (IPv4 before IPv6, each numerically), and
-/// each old id's new id: so that ids, and the tables' tie-breaks on them, do
-/// not depend on the order in which connections were recorded (shard
-/// threads interleave them).
-fn order_ids(addrs: Vec<Addr>) -> (Vec<Addr>, Vec<u32>) {
+/// Each address's position in address order (IPv4 before IPv6, each
+/// numerically).
+fn address_ranks(addrs: &[Addr]) -> Vec<u32> {
     let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
     order.sort_unstable_by_key(|id| address_order(&addrs[*id as usize]));
-    let mut new_id = vec![0u32; addrs.len()];
-    for (new, old) in order.iter().enumerate() {
-        new_id[*old as usize] = new as u32;
+    let mut rank = vec![0u32; addrs.len()];
+    for (position, id) in order.iter().enumerate() {
+        rank[*id as usize] = position as u32;
     }
-    let ordered = order.iter().map(|old| addrs[*old as usize]).collect();
-    (ordered, new_id)
+    rank
 }
 
-/// The order of [`Conns`]' addresses: IPv4 first, each numerically.
+/// The order of addresses: IPv4 first, each numerically.
 fn address_order(a: &Addr) -> (bool, u128) {
     (!a.is_v4(), u128::from_be_bytes(a.0))
 }
@@ -404,7 +408,7 @@ impl Conns {
                 })?;
             }
             if df.height() < batch as usize {
-                return Ok(ids.finish(rows)?);
+                return Ok(ids.finish(rows));
             }
         }
     }
@@ -431,6 +435,11 @@ impl Conns {
         self.addrs[id as usize]
     }
 
+    /// An id's position in address order (see [`Conns::rank`]'s field).
+    fn rank(&self, id: u32) -> u64 {
+        u64::from(self.rank[id as usize])
+    }
+
     /// When each connection of the given (protocol, client, server, server
     /// port) pairs, as the tables name them, started and from which client
     /// port: per pair, in record order (that of connections.parquet).
@@ -438,13 +447,10 @@ impl Conns {
         &self,
         pairs: &[(&str, &str, &str, u16)],
     ) -> PolarsResult<Vec<Vec<(Nanos, u16)>>> {
+        // A few pairs (the charts' busiest clients): a scan per address.
         let id = |text: &str| -> PolarsResult<Option<u32>> {
             let a = parse_addr(text)?;
-            Ok(self
-                .addrs
-                .binary_search_by_key(&address_order(&a), address_order)
-                .ok()
-                .map(|i| i as u32))
+            Ok(self.addrs.iter().position(|b| *b == a).map(|i| i as u32))
         };
         let mut wanted = Vec::with_capacity(pairs.len());
         for &(proto, client, server, port) in pairs {
@@ -816,7 +822,7 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         SortKey::of(&keys, false, |k| u64::from(k.0)),
     ];
     if by == Servers::Endpoints {
-        order.push(SortKey::of(&keys, false, |k| u64::from(k.1)));
+        order.push(SortKey::of(&keys, false, |k| conns.rank(k.1)));
     }
     order.push(SortKey::of(&keys, false, |k| u64::from(k.2)));
     sort_rows(table, &order)
@@ -930,8 +936,8 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         SortKey::of(&peak, true, |p| p.held),
         SortKey::of(&connections, true, |&c| c),
         SortKey::of(&keys, false, |k| u64::from(k.0)),
-        SortKey::of(&keys, false, |k| u64::from(k.1)),
-        SortKey::of(&keys, false, |k| u64::from(k.2)),
+        SortKey::of(&keys, false, |k| conns.rank(k.1)),
+        SortKey::of(&keys, false, |k| conns.rank(k.2)),
         SortKey::of(&keys, false, |k| u64::from(k.3)),
     ];
     let columns = vec![
@@ -960,12 +966,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn address_ids_follow_numeric_address_order() {
+    fn address_ranks_follow_numeric_address_order() {
+        // In address order: 1.2.3.4, 10.0.0.2, 10.0.0.10, ::1.
         let addrs = ["10.0.0.10", "::1", "10.0.0.2", "1.2.3.4"].map(|a| parse_addr(a).unwrap());
-        let (ordered, new_id) = order_ids(addrs.to_vec());
-        let text: Vec<String> = ordered.iter().map(|a| a.to_string()).collect();
-        assert_eq!(text, ["1.2.3.4", "10.0.0.2", "10.0.0.10", "::1"]);
-        assert_eq!(new_id, [2, 3, 1, 0]);
+        assert_eq!(address_ranks(&addrs), [2, 3, 1, 0]);
         assert!(parse_addr("not an address").is_err());
     }
 
