@@ -273,10 +273,14 @@ impl ConnsBuilder {
 /// Each address's position in address order (IPv4 before IPv6, each
 /// numerically).
 fn address_ranks(addrs: &[Addr]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
-    order.sort_unstable_by_key(|id| address_order(&addrs[*id as usize]));
+    // Keys computed once, not per comparison: this runs between the last
+    // record and the first table.
+    let mut order: Vec<_> = (0..addrs.len() as u32)
+        .map(|id| (address_order(&addrs[id as usize]), id))
+        .collect();
+    order.sort_unstable();
     let mut rank = vec![0u32; addrs.len()];
-    for (position, id) in order.iter().enumerate() {
+    for (position, (_, id)) in order.iter().enumerate() {
         rank[*id as usize] = position as u32;
     }
     rank
