@@ -443,7 +443,7 @@ impl Conns {
         self.addrs[id as usize]
     }
 
-    /// An id's position in address order (see [`Conns::rank`]'s field).
+    /// An id's position in address order, for the tables' ties.
     fn rank(&self, id: u32) -> u64 {
         u64::from(self.rank[id as usize])
     }
