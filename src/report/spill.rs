@@ -294,6 +294,9 @@ struct Grouped {
 /// sort's few compares cost less than the radix sort's 256 counters a pass).
 const RADIX_FROM: usize = 256;
 
+/// Groups at least this large are sorted with 11-bit digits.
+const WIDE_DIGITS_FROM: usize = 8192;
+
 /// Sort by the bits in which the values differ, a digit at a time, least
 /// significant first, moving them between `values` and `scratch`. The
 /// values of one group differ in few bits (client ids in 15-20, event times
@@ -347,9 +350,6 @@ fn radix_sort(values: &mut [u64], scratch: &mut Vec<u64>) {
         values.copy_from_slice(scratch);
     }
 }
-
-/// Groups at least this large are sorted with 11-bit digits.
-const WIDE_DIGITS_FROM: usize = 8192;
 
 /// (group, value) pairs that can be listed more than once: the counting
 /// sort reads them twice, so they need not be held as pairs.

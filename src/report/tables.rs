@@ -564,23 +564,23 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         })
     }
 
-    /// Sort, by group, the values `emit` gives for each grouped row.
-    fn sort(&mut self, conns: &Conns, emit: impl Fn(&Row) -> Values) -> PolarsResult<ByGroup> {
-        let n = self.keys.len();
-        ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, |r, _| emit(r))
+    /// Sort, by group, the values `emit` gives for each grouped row and its
+    /// group's origin.
+    fn sort(
+        &mut self,
+        conns: &Conns,
+        emit: impl Fn(&Row, Nanos) -> Values,
+    ) -> PolarsResult<ByGroup> {
+        let (n, origins) = (self.keys.len(), &self.origins);
+        ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, |r, g| {
+            emit(r, origins[g as usize])
+        })
     }
 
     /// Each group's [`Peaks`]; with `time_wait`, see [`socket_events`].
     fn peaks(&mut self, conns: &Conns, time_wait: bool) -> PolarsResult<Vec<Peaks>> {
-        let (n, origins) = (self.keys.len(), &self.origins);
-        let by = ByGroup::collect::<_, PolarsError>(
-            &conns.rows,
-            &self.of,
-            n,
-            &mut self.pairs,
-            |r, g| socket_events(r, origins[g as usize], time_wait),
-        )?;
-        Ok(peaks(&by, origins)?)
+        let by = self.sort(conns, |r, origin| socket_events(r, origin, time_wait))?;
+        Ok(peaks(&by, &self.origins)?)
     }
 }
 
@@ -613,9 +613,14 @@ struct ClientCounts {
     served: u64,
 }
 
-/// [`ClientCounts`] per group of `client << 17 | port << 1 | failed` values,
-/// in one pass: sorted, a client's sockets follow each other, and a socket's
-/// served rows come before its failed ones.
+/// A row's value for [`client_counts`]: `client << 17 | port << 1 | failed`.
+fn client_value(r: &Row) -> u64 {
+    u64::from(r.orig) << 17 | u64::from(r.orig_port) << 1 | u64::from(r.failed())
+}
+
+/// [`ClientCounts`] per group of [`client_value`]s, in one pass: sorted, a
+/// client's sockets follow each other, and a socket's served rows come
+/// before its failed ones.
 fn client_counts(by: &ByGroup) -> io::Result<Vec<ClientCounts>> {
     let counted = by.fold(
         (ClientCounts::default(), None, None, None),
@@ -782,12 +787,10 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     // An endpoint is one server; a port's servers are counted.
     let servers = match by {
         Servers::Endpoints => vec![1; groups.keys.len()],
-        Servers::Ports => distinct(&groups.sort(conns, |r| Values::one(u64::from(r.resp)))?)?,
+        Servers::Ports => distinct(&groups.sort(conns, |r, _| Values::one(u64::from(r.resp)))?)?,
     };
-    let clients = client_counts(&groups.sort(conns, |r| {
-        Values::one(u64::from(r.orig) << 17 | u64::from(r.orig_port) << 1 | u64::from(r.failed()))
-    })?)?;
-    let median = medians(&groups.sort(conns, |r| Values::one(ordered(r.duration)))?)?;
+    let clients = client_counts(&groups.sort(conns, |r, _| Values::one(client_value(r)))?)?;
+    let median = medians(&groups.sort(conns, |r, _| Values::one(ordered(r.duration)))?)?;
     let peak = groups.peaks(conns, false)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
 
@@ -929,7 +932,7 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
     })?;
-    let ports = distinct(&groups.sort(conns, |r| Values::one(u64::from(r.orig_port)))?)?;
+    let ports = distinct(&groups.sort(conns, |r, _| Values::one(u64::from(r.orig_port)))?)?;
     let peak = groups.peaks(conns, true)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
