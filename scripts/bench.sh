@@ -226,8 +226,14 @@ for ((r = 1; r <= runs; r++)); do
         # the VM's reclaim had dropped part of the file, and the next run
         # read it from disk (the read loop once took 1.66 s for 0.5).
         cat "$pcap" >/dev/null
-        if /usr/bin/time -f '%e %M' -o "$scratch/time" "${CMD[@]}" >/dev/null 2>"$scratch/err"; then
-            read -r wall rss <"$scratch/time"
+        # Wall time from the shell's clock, to the millisecond (time's %e
+        # has 10 ms steps, 4% of the read loop's time); the same wrapper's
+        # cost is in every tool's figure. Peak RSS from /usr/bin/time.
+        t0=$EPOCHREALTIME
+        if /usr/bin/time -f '%M' -o "$scratch/time" "${CMD[@]}" >/dev/null 2>"$scratch/err"; then
+            t1=$EPOCHREALTIME
+            wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+            read -r rss <"$scratch/time"
             walls[$t]+="$wall "
             rsss[$t]+="$rss "
             log "run $r/$runs $t: ${wall}s, $((rss / 1024)) MiB"
@@ -249,6 +255,14 @@ med_of() { if [ -n "${walls[$1]:-}" ]; then stats "${walls[$1]}" | cut -d' ' -f1
 base_read=$(med_of readloop)
 base_sf=$(med_of softflowd)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+# round_ratios TOOL BASE: "median min max" of TOOL's time over BASE's in the
+# same round. A round runs every tool within seconds, so these ratios do not
+# depend on the machine's phase the way a ratio of two medians does.
+round_ratios() {
+    [ -n "${walls[$1]:-}" ] && [ -n "${walls[$2]:-}" ] && [ -z "${failed[$1]:-}${failed[$2]:-}" ] || return 0
+    stats "$(paste -d' ' <(tr ' ' '\n' <<<"${walls[$1]}" | grep .) <(tr ' ' '\n' <<<"${walls[$2]}" | grep .) |
+        awk '{ printf "%.4f ", $1 / $2 }')"
+}
 
 echo
 echo "capture: $(readlink -f "$pcap"), $runs runs each, round-robin, warm cache;"
@@ -262,9 +276,20 @@ for t in "${TOOLS[@]}"; do
     else
         read -r med lo hi < <(stats "${walls[$t]}")
         read -r rss _ < <(stats "${rsss[$t]}")
-        printf '%-17s %9.2f %7.2f %7.2f %9.0f %9s %9s\n' "$t" "$med" "$lo" "$hi" \
+        printf '%-17s %9.3f %7.3f %7.3f %9.0f %9s %9s\n' "$t" "$med" "$lo" "$hi" \
             "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(ratio "$med" "$base_read")" "$(ratio "$med" "$base_sf")"
     fi
+done
+
+echo
+echo "per round (each run against the read loop's and softflowd's of its round): median [min-max]"
+printf '%-17s %20s %20s\n' tool x_readloop x_softflowd
+spread() { if [ $# -eq 3 ]; then awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.2f [%.2f-%.2f]", m, a, b }'; else printf -- -; fi; }
+for t in "${TOOLS[@]}"; do
+    r1=$(round_ratios "$t" readloop) r2=$(round_ratios "$t" softflowd)
+    [ -n "$r1$r2" ] || continue
+    # shellcheck disable=SC2086 # "median min max" splits into three arguments
+    printf '%-17s %20s %20s\n' "$t" "$(spread $r1)" "$(spread $r2)"
 done
 
 charts=$(med_of sockscope-charts)
