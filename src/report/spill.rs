@@ -439,6 +439,12 @@ pub struct Values {
 }
 
 impl Values {
+    /// A row an aggregate answers without sorting.
+    pub const NONE: Values = Values {
+        len: 0,
+        values: [0; 3],
+    };
+
     pub fn one(v: u64) -> Values {
         Values {
             len: 1,

@@ -564,22 +564,35 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         })
     }
 
-    /// Sort, by group, the values `emit` gives for each grouped row and its
-    /// group's origin.
+    /// Sort, by group, the values `emit` gives for each grouped row, its
+    /// group and the group's origin.
     fn sort(
         &mut self,
         conns: &Conns,
-        emit: impl Fn(&Row, Nanos) -> Values,
+        emit: impl Fn(&Row, usize, Nanos) -> Values,
     ) -> PolarsResult<ByGroup> {
         let (n, origins) = (self.keys.len(), &self.origins);
         ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, |r, g| {
-            emit(r, origins[g as usize])
+            let g = g as usize;
+            emit(r, g, origins[g])
         })
     }
 
-    /// Each group's [`Peaks`]; with `time_wait`, see [`socket_events`].
-    fn peaks(&mut self, conns: &Conns, time_wait: bool) -> PolarsResult<Vec<Peaks>> {
-        let by = self.sort(conns, |r, origin| socket_events(r, origin, time_wait))?;
+    /// The [`Peaks`] of each group that `swept` picks (the others' are
+    /// zero); with `time_wait`, see [`socket_events`].
+    fn peaks(
+        &mut self,
+        conns: &Conns,
+        time_wait: bool,
+        swept: impl Fn(usize) -> bool,
+    ) -> PolarsResult<Vec<Peaks>> {
+        let by = self.sort(conns, |r, g, origin| {
+            if swept(g) {
+                socket_events(r, origin, time_wait)
+            } else {
+                Values::NONE
+            }
+        })?;
         Ok(peaks(&by, &self.origins)?)
     }
 }
@@ -787,11 +800,11 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     // An endpoint is one server; a port's servers are counted.
     let servers = match by {
         Servers::Endpoints => vec![1; groups.keys.len()],
-        Servers::Ports => distinct(&groups.sort(conns, |r, _| Values::one(u64::from(r.resp)))?)?,
+        Servers::Ports => distinct(&groups.sort(conns, |r, _, _| Values::one(u64::from(r.resp)))?)?,
     };
-    let clients = client_counts(&groups.sort(conns, |r, _| Values::one(client_value(r)))?)?;
-    let median = medians(&groups.sort(conns, |r, _| Values::one(ordered(r.duration)))?)?;
-    let peak = groups.peaks(conns, false)?;
+    let clients = client_counts(&groups.sort(conns, |r, _, _| Values::one(client_value(r)))?)?;
+    let median = medians(&groups.sort(conns, |r, _, _| Values::one(ordered(r.duration)))?)?;
+    let peak = groups.peaks(conns, false, |_| true)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
 
     let mut columns = vec![column_of("proto", &keys, |k| k.0)];
@@ -932,8 +945,30 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
     })?;
-    let ports = distinct(&groups.sort(conns, |r, _| Values::one(u64::from(r.orig_port)))?)?;
-    let peak = groups.peaks(conns, true)?;
+    // Six in ten groups are a single connection and most others two: their
+    // distinct ports follow from the lowest and highest port, and a single
+    // socket's peaks are one, so only the bigger groups are sorted.
+    let few = |g: usize| connections[g] <= 2;
+    let mut ports = distinct(&groups.sort(conns, |r, g, _| {
+        if few(g) {
+            Values::NONE
+        } else {
+            Values::one(u64::from(r.orig_port))
+        }
+    })?)?;
+    let mut peak = groups.peaks(conns, true, |g| connections[g] > 1)?;
+    for (g, &n) in connections.iter().enumerate() {
+        if few(g) {
+            ports[g] = 1 + u64::from(lowest[g] != highest[g]);
+        }
+        if n == 1 {
+            peak[g] = Peaks {
+                open: 1,
+                open_at: groups.origins[g],
+                held: 1,
+            };
+        }
+    }
     let (n, keys) = (groups.keys.len(), groups.keys);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     // Ports held orders as exhaustion_risk, its share of the ephemeral range.
@@ -1218,6 +1253,75 @@ mod tests {
         left.retain(|n| n.to_string_lossy().starts_with('.'));
         assert!(left.is_empty(), "temporary files left: {left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The clients table against each group's rows counted directly (the
+    /// groups of one or two connections skip the sorts).
+    #[test]
+    fn clients_match_a_direct_count_of_their_rows() {
+        use std::collections::{HashMap, HashSet};
+        // Most sockets at once: at each one's opening, those that opened no
+        // later and have not yet closed (openings count first at a tie).
+        let most = |rows: &[Row], until: fn(&Row) -> Nanos| {
+            let at = |t: Nanos| {
+                rows.iter()
+                    .filter(|b| b.start <= t && t <= until(b))
+                    .count()
+            };
+            rows.iter().map(|a| at(a.start) as u64).max().unwrap_or(0)
+        };
+        let mut sizes = [0; 3];
+        for capture in [
+            "samples/http-fanin.pcap.gz",
+            "samples/port-reuse.pcap.gz",
+            "samples/fanin-synthetic.pcap.gz",
+            "samples/dns-udp.pcap",
+        ] {
+            let dir =
+                std::env::temp_dir().join(format!("sockscope-clients-{}", std::process::id()));
+            let conns = analysed(capture, &dir);
+            let mut groups: HashMap<[u64; 4], Vec<Row>> = HashMap::new();
+            conns
+                .scan_rows(|_, r| {
+                    if matches!(r.proto, Proto::Tcp | Proto::Udp) {
+                        let key = [
+                            r.proto as u64,
+                            r.orig.into(),
+                            r.resp.into(),
+                            r.resp_port.into(),
+                        ];
+                        groups.entry(key).or_default().push(*r);
+                    }
+                })
+                .unwrap();
+            let table = clients(&conns).unwrap();
+            let column = |name: &str| -> Vec<u64> {
+                let c = table.column(name).unwrap().cast(&DataType::UInt64).unwrap();
+                c.u64().unwrap().into_no_null_iter().collect()
+            };
+            let [proto, orig, resp, port, distinct, open, held] = [
+                "proto",
+                "orig_addr",
+                "resp_addr",
+                "resp_port",
+                "distinct_ports",
+                "peak_concurrent",
+                "peak_ports_held",
+            ]
+            .map(column);
+            assert_eq!(proto.len(), groups.len(), "{capture}");
+            for i in 0..proto.len() {
+                let rows = &groups[&[proto[i], orig[i], resp[i], port[i]]];
+                sizes[rows.len().min(3) - 1] += 1;
+                let ports: HashSet<u16> = rows.iter().map(|r| r.orig_port).collect();
+                assert_eq!(distinct[i], ports.len() as u64, "{capture} row {i}");
+                assert_eq!(open[i], most(rows, |r| r.end), "{capture} row {i}");
+                assert_eq!(held[i], most(rows, Row::held_until), "{capture} row {i}");
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        // Every path taken: groups of one connection, of two, and sorted.
+        assert!(sizes.iter().all(|&n| n > 0), "{sizes:?}");
     }
 
     /// Each pair's connections from the rows, in memory and spilled, as a
