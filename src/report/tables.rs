@@ -945,9 +945,9 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
     })?;
-    // Six in ten groups are a single connection and most others two: their
-    // distinct ports follow from the lowest and highest port, and a single
-    // socket's peaks are one, so only the bigger groups are sorted.
+    // Most groups are one or two connections (on bench_1g six in ten are
+    // one): their distinct ports follow from the lowest and highest port,
+    // and a single socket's peaks are one, so only bigger groups are sorted.
     let few = |g: usize| connections[g] <= 2;
     let mut ports = distinct(&groups.sort(conns, |r, g, _| {
         if few(g) {
