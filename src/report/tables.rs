@@ -522,6 +522,8 @@ struct Groups<K> {
     keys: Vec<K>,
     /// Each group's earliest start (what its event times are taken from).
     origins: Vec<Nanos>,
+    /// Each group's rows.
+    sizes: Vec<u64>,
     /// Each row's group ([`NO_GROUP`] outside all), in step with the rows:
     /// in memory while they are, else beside them in a temporary file.
     of: Chunked<u32>,
@@ -540,7 +542,7 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     ) -> PolarsResult<Groups<K>> {
         let mut numbering = Numbering::default();
         let mut of = conns.rows.beside();
-        let mut origins = Vec::new();
+        let (mut origins, mut sizes) = (Vec::new(), Vec::new());
         conns.rows.scan(|slice| -> PolarsResult<()> {
             for r in slice {
                 let g = key(r).map(|k| numbering.id(k));
@@ -549,8 +551,10 @@ impl<K: Hash + Eq + Copy> Groups<K> {
                     let g = g as usize;
                     if g == origins.len() {
                         origins.push(r.start);
+                        sizes.push(0);
                     }
                     origins[g] = origins[g].min(r.start);
+                    sizes[g] += 1;
                     each(g, r);
                 }
             }
@@ -559,42 +563,61 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         Ok(Groups {
             keys: numbering.keys,
             origins,
+            sizes,
             of,
             pairs: Vec::new(),
         })
     }
 
-    /// Sort, by group, the values `emit` gives for each grouped row, its
-    /// group and the group's origin.
+    /// Sort, by group, the values `emit` gives for each grouped row and
+    /// its group.
     fn sort(
         &mut self,
         conns: &Conns,
-        emit: impl Fn(&Row, usize, Nanos) -> Values,
+        emit: impl Fn(&Row, Group) -> Values,
     ) -> PolarsResult<ByGroup> {
-        let (n, origins) = (self.keys.len(), &self.origins);
+        let (n, origins, sizes) = (self.keys.len(), &self.origins, &self.sizes);
         ByGroup::collect(&conns.rows, &self.of, n, &mut self.pairs, |r, g| {
             let g = g as usize;
-            emit(r, g, origins[g])
+            let group = Group {
+                origin: origins[g],
+                rows: sizes[g],
+            };
+            emit(r, group)
         })
     }
 
-    /// The [`Peaks`] of each group that `swept` picks (the others' are
-    /// zero); with `time_wait`, see [`socket_events`].
-    fn peaks(
-        &mut self,
-        conns: &Conns,
-        time_wait: bool,
-        swept: impl Fn(usize) -> bool,
-    ) -> PolarsResult<Vec<Peaks>> {
-        let by = self.sort(conns, |r, g, origin| {
-            if swept(g) {
-                socket_events(r, origin, time_wait)
+    /// Each group's [`Peaks`]; with `time_wait`, see [`socket_events`]. A
+    /// group of one socket peaks at one when it opens, without a sort (six
+    /// in ten of the clients table's groups on bench_1g).
+    fn peaks(&mut self, conns: &Conns, time_wait: bool) -> PolarsResult<Vec<Peaks>> {
+        let by = self.sort(conns, |r, g| {
+            if g.rows > 1 {
+                socket_events(r, g.origin, time_wait)
             } else {
                 Values::NONE
             }
         })?;
-        Ok(peaks(&by, &self.origins)?)
+        let mut all = peaks(&by, &self.origins)?;
+        for ((p, &rows), &origin) in all.iter_mut().zip(&self.sizes).zip(&self.origins) {
+            if rows == 1 {
+                *p = Peaks {
+                    open: 1,
+                    open_at: origin,
+                    held: 1,
+                };
+            }
+        }
+        Ok(all)
     }
+}
+
+/// What [`Groups::sort`]'s emitter knows of a row's group.
+#[derive(Clone, Copy)]
+struct Group {
+    /// The group's earliest start.
+    origin: Nanos,
+    rows: u64,
 }
 
 /// An `i64` as a `u64` that sorts the same way.
@@ -800,11 +823,11 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
     // An endpoint is one server; a port's servers are counted.
     let servers = match by {
         Servers::Endpoints => vec![1; groups.keys.len()],
-        Servers::Ports => distinct(&groups.sort(conns, |r, _, _| Values::one(u64::from(r.resp)))?)?,
+        Servers::Ports => distinct(&groups.sort(conns, |r, _| Values::one(u64::from(r.resp)))?)?,
     };
-    let clients = client_counts(&groups.sort(conns, |r, _, _| Values::one(client_value(r)))?)?;
-    let median = medians(&groups.sort(conns, |r, _, _| Values::one(ordered(r.duration)))?)?;
-    let peak = groups.peaks(conns, false, |_| true)?;
+    let clients = client_counts(&groups.sort(conns, |r, _| Values::one(client_value(r)))?)?;
+    let median = medians(&groups.sort(conns, |r, _| Values::one(ordered(r.duration)))?)?;
+    let peak = groups.peaks(conns, false)?;
     let (n, keys) = (groups.keys.len(), groups.keys);
 
     let mut columns = vec![column_of("proto", &keys, |k| k.0)];
@@ -934,42 +957,33 @@ pub fn clients(conns: &Conns) -> PolarsResult<DataFrame> {
             r.resp_port,
         ))
     };
-    let (mut connections, mut lowest, mut highest) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lowest, mut highest) = (Vec::new(), Vec::new());
     let mut groups = Groups::number(conns, key, |g, r| {
-        if g == connections.len() {
-            connections.push(0u64);
+        if g == lowest.len() {
             lowest.push(u16::MAX);
             highest.push(0u16);
         }
-        connections[g] += 1;
         lowest[g] = lowest[g].min(r.orig_port);
         highest[g] = highest[g].max(r.orig_port);
     })?;
-    // Most groups are one or two connections (on bench_1g six in ten are
-    // one): their distinct ports follow from the lowest and highest port,
-    // and a single socket's peaks are one, so only bigger groups are sorted.
-    let few = |g: usize| connections[g] <= 2;
-    let mut ports = distinct(&groups.sort(conns, |r, g, _| {
-        if few(g) {
+    // Most groups are one or two connections (on bench_1g nine in ten):
+    // their distinct ports follow from the lowest and highest port, so
+    // only bigger groups are sorted.
+    let few = |rows: u64| rows <= 2;
+    let mut ports = distinct(&groups.sort(conns, |r, g| {
+        if few(g.rows) {
             Values::NONE
         } else {
             Values::one(u64::from(r.orig_port))
         }
     })?)?;
-    let mut peak = groups.peaks(conns, true, |g| connections[g] > 1)?;
-    for (g, &n) in connections.iter().enumerate() {
-        if few(g) {
-            ports[g] = 1 + u64::from(lowest[g] != highest[g]);
-        }
-        if n == 1 {
-            peak[g] = Peaks {
-                open: 1,
-                open_at: groups.origins[g],
-                held: 1,
-            };
+    for (g, p) in ports.iter_mut().enumerate() {
+        if few(groups.sizes[g]) {
+            *p = 1 + u64::from(lowest[g] != highest[g]);
         }
     }
-    let (n, keys) = (groups.keys.len(), groups.keys);
+    let peak = groups.peaks(conns, true)?;
+    let (n, keys, connections) = (groups.keys.len(), groups.keys, groups.sizes);
     let reuse: Vec<u64> = connections.iter().zip(&ports).map(|(c, p)| c - p).collect();
     // Ports held orders as exhaustion_risk, its share of the ephemeral range.
     let order = [
