@@ -10,14 +10,19 @@
 #   --runs N        runs per tool (default 5, or $BENCH_RUNS)
 #   --quick         same as --runs 2
 #   --only LIST     comma-separated tool ids: readloop, sockscope (no charts),
+#                   sockscope-plain (the same, built without the profile),
 #                   sockscope-charts, sockscope-t1 (--threads 1),
 #                   sockscope-records (--no-tables: the engine alone), softflowd,
 #                   softflowd-v6, nfpcapd, argus, tcptrace, tshark
 #   --cache DIR     where the capture and the readloop binary live
 #                   (default $SOCKSCOPE_BENCH_CACHE or ~/.cache/sockscope-bench)
 #   --pcap FILE     benchmark this capture instead of the cached bench_1g.pcap
-#   --no-build      use the existing target/release/sockscope
+#   --no-build      use the existing target/release/sockscope-pgo (and
+#                   sockscope-plain) instead of building them
 #   --no-install    do not apt-get missing peers (they show as not available)
+#
+# sockscope is measured as scripts/build-pgo.sh builds it (profile-guided);
+# sockscope-plain is `cargo build --release`.
 #
 # Every tool runs N times, round-robin (run 1 of each, then run 2 of each, ...)
 # so that noise from other work on the machine is spread over all of them.
@@ -59,7 +64,7 @@ case $runs in ''|*[!0-9]*|0) echo "bench.sh: --runs needs a positive integer" >&
 log() { echo "bench: $*" >&2; }
 
 # Tool ids, in the order they run within a round and appear in the table.
-TOOLS=(readloop sockscope sockscope-charts sockscope-t1 sockscope-records softflowd softflowd-v6
+TOOLS=(readloop sockscope sockscope-plain sockscope-charts sockscope-t1 sockscope-records softflowd softflowd-v6
        nfpcapd argus tcptrace tshark)
 if [ -n "$only" ]; then
     IFS=, read -r -a wanted <<<"$only"
@@ -146,16 +151,25 @@ fi
 # ---------------------------------------------------------------- builds
 target=${CARGO_TARGET_DIR:-$repo/target}
 case $target in /*) ;; *) target=$repo/$target ;; esac
-sockscope=$target/release/sockscope
+sockscope=$target/release/sockscope-pgo
+sockscope_plain=$target/release/sockscope-plain
 SOCKSCOPE_TOOLS=(sockscope sockscope-charts sockscope-t1 sockscope-records)
 wanted_sockscope=()
 for t in "${SOCKSCOPE_TOOLS[@]}"; do wants "$t" && wanted_sockscope+=("$t"); done
+if [ "$build" = 1 ] && wants sockscope-plain; then
+    log "cargo build --release"
+    cargo build --release --locked --quiet >&2
+    cp "$target/release/sockscope" "$sockscope_plain"
+fi
+if wants sockscope-plain; then
+    if [ -x "$sockscope_plain" ]; then avail[sockscope-plain]=1; else log "no $sockscope_plain"; fi
+fi
 if [ ${#wanted_sockscope[@]} -gt 0 ]; then
     if [ "$build" = 1 ]; then
-        log "cargo build --release"
-        cargo build --release --quiet >&2
+        log "scripts/build-pgo.sh"
+        "$repo/scripts/build-pgo.sh" >&2
     fi
-    [ -x "$sockscope" ] || { echo "bench.sh: no $sockscope (build it or drop --no-build)" >&2; exit 1; }
+    [ -x "$sockscope" ] || { echo "bench.sh: no $sockscope (run scripts/build-pgo.sh or drop --no-build)" >&2; exit 1; }
     for t in "${wanted_sockscope[@]}"; do avail[$t]=1; done
 fi
 
@@ -188,6 +202,8 @@ cmd_for() {
         readloop)         CMD=("$readloop" "$pcap") ;;
         sockscope)        PREP="rm -rf $scratch/out"
                           CMD=("$sockscope" analyze "$pcap" --out "$scratch/out" --no-charts -q) ;;
+        sockscope-plain)  PREP="rm -rf $scratch/out"
+                          CMD=("$sockscope_plain" analyze "$pcap" --out "$scratch/out" --no-charts -q) ;;
         sockscope-charts) PREP="rm -rf $scratch/out"
                           CMD=("$sockscope" analyze "$pcap" --out "$scratch/out" -q) ;;
         sockscope-t1)     PREP="rm -rf $scratch/out"
@@ -293,9 +309,9 @@ for t in "${TOOLS[@]}"; do
 done
 
 charts=$(med_of sockscope-charts)
-plain=$(med_of sockscope)
-if [ -n "$charts" ] && [ -n "$plain" ]; then
-    awk -v c="$charts" -v p="$plain" 'BEGIN { printf "\ncharts add %+.2f s to the median (target: at most 0.20 s)\n", c - p }'
+nocharts=$(med_of sockscope)
+if [ -n "$charts" ] && [ -n "$nocharts" ]; then
+    awk -v c="$charts" -v p="$nocharts" 'BEGIN { printf "\ncharts add %+.2f s to the median (target: at most 0.20 s)\n", c - p }'
 fi
 
 echo
