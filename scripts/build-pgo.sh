@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Profile-guided release build of sockscope: about a minute on top of
-# `cargo build --release`, and 10-15% less CPU per packet.
+# `cargo build --release`, and about 10% less CPU.
 #
 #   scripts/build-pgo.sh            # writes target/release/sockscope-pgo
 #
