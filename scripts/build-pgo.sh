@@ -5,10 +5,10 @@
 #   scripts/build-pgo.sh            # writes target/release/sockscope-pgo
 #
 # Builds sockscope instrumented, runs it on training captures, and builds it
-# again with the profile it wrote. The training captures are made here, so
-# the profile always matches the sources: a 100 MB capture from
-# scripts/gen_bench.py with seed 2 (the benchmark's bench_1g.pcap is seed 1),
-# and the bundled samples.
+# again with the profile it wrote. All of it is redone on every run, so the
+# profile always matches the sources. The training captures: a 100 MB
+# capture from scripts/gen_bench.py with seed 2 (the benchmark's
+# bench_1g.pcap is seed 1), and the bundled samples.
 #
 # Only sockscope's own crate is built twice: the flags reach rustc through
 # RUSTC_WORKSPACE_WRAPPER, which cargo applies to this workspace alone, so
