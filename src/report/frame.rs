@@ -15,7 +15,6 @@ use crate::flow::{ConnRecord, Side};
 use super::RecordText;
 use super::output::{OutFile, OutputError};
 use super::parquet::{self, Cells, ColumnDef, Kind, Row};
-use super::site::is_local;
 
 /// Rows per Parquet row group.
 pub const BATCH_ROWS: usize = 16_384;
@@ -81,8 +80,8 @@ pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .uint(r.orig_bytes)
         .uint(r.resp_bytes)
         .text(r.state.name())
-        .flag(is_local(r.orig))
-        .flag(is_local(r.resp))
+        .flag(t.local().0)
+        .flag(t.local().1)
         .uint(r.missed_bytes)
         .text(r.history.as_str())
         .uint(r.orig_pkts)

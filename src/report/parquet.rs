@@ -351,17 +351,28 @@ fn delta(out: &mut Vec<u8>, values: &[i64]) {
 
 /// `values`, each below `1 << width` (at most 64), packed least
 /// significant bit first; a whole number of bytes for 8 values.
+///
+/// Words collect in a local block appended 256 bytes at a time: appending
+/// each word to `out` on its own kept a delta miniblock at 75 instructions
+/// a value.
 fn pack(out: &mut Vec<u8>, values: impl IntoIterator<Item = u64>, width: u32) {
-    let (mut acc, mut bits) = (0u128, 0u32);
+    let mut block = [0u8; 256];
+    let (mut acc, mut bits, mut n) = (0u128, 0u32, 0usize);
     for v in values {
         acc |= u128::from(v) << bits;
         bits += width;
         if bits >= 64 {
-            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            if n == block.len() {
+                out.extend_from_slice(&block);
+                n = 0;
+            }
+            block[n..n + 8].copy_from_slice(&(acc as u64).to_le_bytes());
+            n += 8;
             acc >>= 64;
             bits -= 64;
         }
     }
+    out.extend_from_slice(&block[..n]);
     out.extend_from_slice(&(acc as u64).to_le_bytes()[..bits.div_ceil(8) as usize]);
 }
 

@@ -56,17 +56,21 @@ fn in_prefix(addr: &[u8], net: &[u8], bits: u8) -> bool {
     rest == 0 || (addr[full] ^ net[full]) >> (8 - rest) == 0
 }
 
-fn v4_local(b: &[u8]) -> bool {
-    V4.iter().any(|(net, bits)| in_prefix(b, net, *bits))
+/// As 32-bit integers, an address's test is a mask and a compare per block.
+fn v4_local(b: [u8; 4]) -> bool {
+    let a = u32::from_be_bytes(b);
+    V4.iter().any(|&(net, bits)| {
+        a & (u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0)) == u32::from_be_bytes(net)
+    })
 }
 
 /// Is this address in Zeek's default local networks?
 pub fn is_local(a: Addr) -> bool {
     if a.is_v4() {
-        return v4_local(&a.0[12..]);
+        return v4_local([a.0[12], a.0[13], a.0[14], a.0[15]]);
     }
     // 6to4 (2002::/16) mirrors of the IPv4 blocks.
-    if a.0[0] == 0x20 && a.0[1] == 0x02 && v4_local(&a.0[2..6]) {
+    if a.0[0] == 0x20 && a.0[1] == 0x02 && v4_local([a.0[2], a.0[3], a.0[4], a.0[5]]) {
         return true;
     }
     V6.iter().any(|(net, bits)| in_prefix(&a.0, net, *bits))
