@@ -12,7 +12,7 @@ use crate::source::Nanos;
 use super::output::{self, LineFile, Mode, OutputError};
 use super::summary::Summary;
 use super::tables::{self, Conns, Servers};
-use super::text::{self, Line, Sink};
+use super::text;
 use super::timeline::{self, Bins};
 use super::traffic::Traffic;
 use super::{PendingFiles, charts, html};
@@ -171,26 +171,26 @@ fn write_csv(dir: &Path, name: &str, df: &DataFrame) -> Result<PathBuf, ReportEr
         .map(|(c, form)| Cells::of(c, *form))
         .collect::<PolarsResult<Vec<_>>>()
         .map_err(data_err(&dir.join(name)))?;
-    file.line(|header| {
-        for (j, n) in df.get_column_names().iter().enumerate() {
-            if j > 0 {
-                header.put_byte(b',');
-            }
-            csv_field(header, n);
+    let header = file.line();
+    for (j, n) in df.get_column_names().iter().enumerate() {
+        if j > 0 {
+            header.push(b',');
         }
-        header.put_byte(b'\n');
-    })?;
+        csv_field(header, n);
+    }
+    header.push(b'\n');
+    file.end_line()?;
     let mut float = zmij::Buffer::new();
     for _ in 0..df.height() {
-        file.line(|line| {
-            for (j, c) in cells.iter_mut().enumerate() {
-                if j > 0 {
-                    line.put_byte(b',');
-                }
-                c.write_next(line, &mut float);
+        let line = file.line();
+        for (j, c) in cells.iter_mut().enumerate() {
+            if j > 0 {
+                line.push(b',');
             }
-            line.put_byte(b'\n');
-        })?;
+            c.write_next(line, &mut float);
+        }
+        line.push(b'\n');
+        file.end_line()?;
     }
     Ok(file.commit()?)
 }
@@ -243,7 +243,7 @@ impl<'a> Cells<'a> {
     }
 
     /// Write the next row's cell.
-    fn write_next(&mut self, out: &mut Line, float: &mut zmij::Buffer) {
+    fn write_next(&mut self, out: &mut Vec<u8>, float: &mut zmij::Buffer) {
         match self {
             Cells::Text(c) => {
                 if let Some(Some(s)) = c.next() {
@@ -262,12 +262,12 @@ impl<'a> Cells<'a> {
             }
             Cells::Float(c) => {
                 if let Some(Some(v)) = c.next() {
-                    out.put(float.format(v).as_bytes());
+                    out.extend_from_slice(float.format(v).as_bytes());
                 }
             }
             Cells::Time(c) => {
                 if let Some(Some(ns)) = c.next() {
-                    out.put(text::iso8601(ns).as_bytes());
+                    out.extend_from_slice(text::iso8601(ns).as_bytes());
                 }
             }
         }
@@ -277,15 +277,15 @@ impl<'a> Cells<'a> {
 /// A CSV field as polars writes one: quoted where it holds a comma, a
 /// quote or a line break (quotes doubled), and `""` when empty, which an
 /// empty field (null) would otherwise read as.
-fn csv_field(out: &mut impl Sink, s: &str) {
+fn csv_field(out: &mut Vec<u8>, s: &str) {
     if s.is_empty() {
-        out.put(b"\"\"");
+        out.extend_from_slice(b"\"\"");
     } else if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-        out.put_byte(b'"');
-        out.put(s.replace('"', "\"\"").as_bytes());
-        out.put_byte(b'"');
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
     } else {
-        out.put(s.as_bytes());
+        out.extend_from_slice(s.as_bytes());
     }
 }
 

@@ -8,7 +8,6 @@ use crate::flow::ConnRecord;
 use crate::source::Nanos;
 
 use super::output::{LineFile, Mode, OutputError};
-use super::text::{Line, Sink};
 use super::{RecordText, text};
 
 pub const FIELDS: &[(&str, &str)] = &[
@@ -46,10 +45,10 @@ pub struct ConnLog {
     vlan_key: bool,
 }
 
-fn opt(b: &mut Line, v: Option<u16>) {
+fn opt(b: &mut Vec<u8>, v: Option<u16>) {
     match v {
         Some(v) => text::uint(b, u64::from(v)),
-        None => b.put_byte(b'-'),
+        None => b.push(b'-'),
     }
 }
 
@@ -95,68 +94,67 @@ impl ConnLog {
         if !self.header_written {
             self.header(r.start)?;
         }
-        let vlan_key = self.vlan_key;
-        self.file.line(|b| {
-            text::secs6(b, r.start);
-            b.put_byte(b'\t');
-            b.put(t.uid());
-            b.put_byte(b'\t');
-            b.put(t.orig());
-            b.put_byte(b'\t');
-            text::uint(b, u64::from(r.orig_port));
-            b.put_byte(b'\t');
-            b.put(t.resp());
-            b.put_byte(b'\t');
-            text::uint(b, u64::from(r.resp_port));
-            b.put_byte(b'\t');
-            if vlan_key {
-                // With VLAN-aware keys Zeek logs the key's context in `id`.
-                opt(b, r.vlan);
-                b.put_byte(b'\t');
-                opt(b, r.inner_vlan);
-                b.put_byte(b'\t');
-            }
-            b.put(r.proto.name().as_bytes());
-            b.put(b"\t-\t");
-            // Zeek logs duration and byte counts only when the duration is positive.
-            if r.duration > 0 {
-                text::secs6(b, r.duration);
-                b.put_byte(b'\t');
-                text::uint(b, r.orig_bytes);
-                b.put_byte(b'\t');
-                text::uint(b, r.resp_bytes);
-            } else {
-                b.put(b"-\t-\t-");
-            }
-            b.put_byte(b'\t');
-            b.put(r.state.name().as_bytes());
-            b.put_byte(b'\t');
-            let (local_orig, local_resp) = t.local();
-            b.put_byte(if local_orig { b'T' } else { b'F' });
-            b.put_byte(b'\t');
-            b.put_byte(if local_resp { b'T' } else { b'F' });
-            b.put_byte(b'\t');
-            text::uint(b, r.missed_bytes);
-            b.put_byte(b'\t');
-            if r.history.is_empty() {
-                b.put_byte(b'-');
-            } else {
-                b.put(r.history.as_bytes());
-            }
-            for v in [r.orig_pkts, r.orig_ip_bytes, r.resp_pkts, r.resp_ip_bytes] {
-                b.put_byte(b'\t');
-                text::uint(b, v);
-            }
-            b.put(b"\t-\t");
-            text::uint(b, u64::from(r.ip_proto));
-            b.put_byte(b'\t');
-            b.put(t.community_id());
-            for v in [r.vlan, r.inner_vlan] {
-                b.put_byte(b'\t');
-                opt(b, v);
-            }
-            b.put_byte(b'\n');
-        })
+        let b = self.file.line();
+        text::secs6(b, r.start);
+        b.push(b'\t');
+        b.extend_from_slice(t.uid());
+        b.push(b'\t');
+        b.extend_from_slice(t.orig());
+        b.push(b'\t');
+        text::uint(b, u64::from(r.orig_port));
+        b.push(b'\t');
+        b.extend_from_slice(t.resp());
+        b.push(b'\t');
+        text::uint(b, u64::from(r.resp_port));
+        b.push(b'\t');
+        if self.vlan_key {
+            // With VLAN-aware keys Zeek logs the key's context in `id`.
+            opt(b, r.vlan);
+            b.push(b'\t');
+            opt(b, r.inner_vlan);
+            b.push(b'\t');
+        }
+        b.extend_from_slice(r.proto.name().as_bytes());
+        b.extend_from_slice(b"\t-\t");
+        // Zeek logs duration and byte counts only when the duration is positive.
+        if r.duration > 0 {
+            text::secs6(b, r.duration);
+            b.push(b'\t');
+            text::uint(b, r.orig_bytes);
+            b.push(b'\t');
+            text::uint(b, r.resp_bytes);
+        } else {
+            b.extend_from_slice(b"-\t-\t-");
+        }
+        b.push(b'\t');
+        b.extend_from_slice(r.state.name().as_bytes());
+        b.push(b'\t');
+        let (local_orig, local_resp) = t.local();
+        b.push(if local_orig { b'T' } else { b'F' });
+        b.push(b'\t');
+        b.push(if local_resp { b'T' } else { b'F' });
+        b.push(b'\t');
+        text::uint(b, r.missed_bytes);
+        b.push(b'\t');
+        if r.history.is_empty() {
+            b.push(b'-');
+        } else {
+            b.extend_from_slice(r.history.as_bytes());
+        }
+        for v in [r.orig_pkts, r.orig_ip_bytes, r.resp_pkts, r.resp_ip_bytes] {
+            b.push(b'\t');
+            text::uint(b, v);
+        }
+        b.extend_from_slice(b"\t-\t");
+        text::uint(b, u64::from(r.ip_proto));
+        b.push(b'\t');
+        b.extend_from_slice(t.community_id());
+        for v in [r.vlan, r.inner_vlan] {
+            b.push(b'\t');
+            opt(b, v);
+        }
+        b.push(b'\n');
+        self.file.end_line()
     }
 
     /// Push every complete line to the file.

@@ -6,8 +6,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::text::Line;
-
 /// Writing an output file failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {source}", path.display())]
@@ -168,54 +166,38 @@ impl Write for OutFile {
 /// Past this many buffered bytes a line file hands its lines to the file.
 const LINES_SPILL: usize = 1 << 15;
 
-/// Room for one line: far above the widest record line (606 bytes, every
-/// number at its widest, IPv6 addresses, a full history; a test checks).
-/// A longer line is an error, not a panic.
-pub const LINE_MAX: usize = 4096;
-
 /// A record file written a line at a time (conn.log, connections.csv). Each
 /// line is formatted straight into a buffer, which goes to the file in
 /// 32 KiB pieces of whole lines, so a journal's flush never shows half a
 /// line.
 pub struct LineFile {
     file: OutFile,
-    /// `LINES_SPILL + LINE_MAX` bytes, of which the first `used` are lines.
-    buf: Box<[u8]>,
-    used: usize,
+    buf: Vec<u8>,
 }
 
 impl LineFile {
     pub fn with_mode(dir: &Path, name: &str, mode: Mode) -> Result<LineFile, OutputError> {
         Ok(LineFile {
             file: OutFile::with_mode(dir, name, mode)?,
-            buf: vec![0; LINES_SPILL + LINE_MAX].into_boxed_slice(),
-            used: 0,
+            buf: Vec::with_capacity(2 * LINES_SPILL),
         })
     }
 
-    /// Format the next line with `fill`.
-    pub fn line(&mut self, fill: impl FnOnce(&mut Line)) -> Result<(), OutputError> {
-        let mut line = Line::new(&mut self.buf[self.used..]);
-        fill(&mut line);
-        let Some(len) = line.written() else {
-            return Err(OutputError::new(
-                &self.file.path,
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("a line longer than {LINE_MAX} bytes"),
-                ),
-            ));
-        };
-        self.used += len;
-        if self.used > LINES_SPILL {
+    /// Where the next line goes; call [`LineFile::end_line`] once it is complete.
+    pub fn line(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    pub fn end_line(&mut self) -> Result<(), OutputError> {
+        if self.buf.len() > LINES_SPILL {
             self.spill()?;
         }
         Ok(())
     }
 
     fn spill(&mut self) -> Result<(), OutputError> {
-        self.file.write_all(&self.buf[..self.used])?;
-        self.used = 0;
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 

@@ -1,97 +1,7 @@
 //! Fast text formatting for the record writers: integers, fixed-point
-//! seconds, Zeek uids and dates, written straight into a byte buffer: a
-//! `Vec<u8>`, or a [`Line`] of fixed room (the record files' lines).
+//! seconds, Zeek uids and dates, written straight into a byte buffer.
 
 use crate::source::Nanos;
-
-/// Where formatted text goes.
-pub trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-    fn put_byte(&mut self, b: u8);
-    /// The first `n` bytes of `bytes`. Copying the whole fixed-size array
-    /// is a few moves, where a copy of `n` bytes is a `memcpy` call.
-    fn put_prefix<const N: usize>(&mut self, bytes: &[u8; N], n: usize);
-}
-
-impl Sink for Vec<u8> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-
-    #[inline]
-    fn put_byte(&mut self, b: u8) {
-        self.push(b);
-    }
-
-    #[inline]
-    fn put_prefix<const N: usize>(&mut self, bytes: &[u8; N], n: usize) {
-        let len = self.len();
-        self.extend_from_slice(bytes);
-        self.truncate(len + n.min(N));
-    }
-}
-
-/// A line formatted into a fixed slice: no length kept in a `Vec` to load,
-/// grow-check and store again for every byte. Text past the slice's end is
-/// dropped and marks the line as overflowed, for its writer to report.
-pub struct Line<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-    overflow: bool,
-}
-
-impl<'a> Line<'a> {
-    pub fn new(buf: &'a mut [u8]) -> Line<'a> {
-        Line {
-            buf,
-            len: 0,
-            overflow: false,
-        }
-    }
-
-    /// The bytes written, or `None` if the line did not fit.
-    pub fn written(&self) -> Option<usize> {
-        (!self.overflow).then_some(self.len)
-    }
-}
-
-impl Sink for Line<'_> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            None => self.overflow = true,
-        }
-    }
-
-    #[inline]
-    fn put_byte(&mut self, b: u8) {
-        match self.buf.get_mut(self.len) {
-            Some(dst) => {
-                *dst = b;
-                self.len += 1;
-            }
-            None => self.overflow = true,
-        }
-    }
-
-    #[inline]
-    fn put_prefix<const N: usize>(&mut self, bytes: &[u8; N], n: usize) {
-        let n = n.min(N);
-        match self.buf.get_mut(self.len..self.len + N) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.len += n;
-            }
-            // Near the end of the room: only the prefix may still fit.
-            None => self.put(&bytes[..n]),
-        }
-    }
-}
 
 /// "00" to "99": integers are written two digits at a time.
 const PAIRS: &[u8; 200] = b"\
@@ -103,13 +13,14 @@ const PAIRS: &[u8; 200] = b"\
 
 /// Append an unsigned integer.
 ///
-/// The digits go into a fixed 20-byte buffer, appended by
-/// [`Sink::put_prefix`].
+/// The digits go into a fixed 20-byte buffer that is appended whole and
+/// cut back: a fixed-size copy is a few moves, where a copy of the digits'
+/// own length was a `memcpy` call for every field of every record.
 #[inline]
-pub fn uint(out: &mut (impl Sink + ?Sized), mut v: u64) {
+pub fn uint(out: &mut Vec<u8>, mut v: u64) {
     // Most fields are single digits (flags, small counts).
     if v < 10 {
-        out.put_byte(b'0' + v as u8);
+        out.push(b'0' + v as u8);
         return;
     }
     let n = digits(v);
@@ -127,14 +38,16 @@ pub fn uint(out: &mut (impl Sink + ?Sized), mut v: u64) {
     } else {
         buf[i - 1] = b'0' + v as u8;
     }
-    out.put_prefix(&buf, n);
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + n);
 }
 
 /// Append a signed integer.
 #[inline]
-pub fn int(out: &mut (impl Sink + ?Sized), v: i64) {
+pub fn int(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
-        out.put_byte(b'-');
+        out.push(b'-');
     }
     uint(out, v.unsigned_abs());
 }
@@ -160,16 +73,16 @@ fn digits(v: u64) -> usize {
 /// Append nanoseconds as seconds with six decimals (Zeek's `%.6f`), rounded
 /// to the nearest microsecond.
 #[inline]
-pub fn secs6(out: &mut (impl Sink + ?Sized), ns: Nanos) {
+pub fn secs6(out: &mut Vec<u8>, ns: Nanos) {
     let us = ns.saturating_add(500).div_euclid(1000);
     if us < 0 {
-        out.put_byte(b'-');
+        out.push(b'-');
     }
     let us = us.unsigned_abs();
     uint(out, us / 1_000_000);
     let frac = (us % 1_000_000) as usize;
     let (a, b, c) = (frac / 10_000 * 2, frac / 100 % 100 * 2, frac % 100 * 2);
-    out.put(&[
+    out.extend_from_slice(&[
         b'.',
         PAIRS[a],
         PAIRS[a + 1],
@@ -303,23 +216,6 @@ mod tests {
         let mut v = Vec::new();
         f(&mut v);
         String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn a_line_marks_text_past_its_room_as_overflow() {
-        let mut room = [0u8; 24];
-        let mut line = Line::new(&mut room);
-        uint(&mut line, u64::MAX);
-        assert_eq!(line.written(), Some(20));
-        // The digits' 20-byte copy no longer fits; three digits still do.
-        uint(&mut line, 123);
-        line.put_byte(b'.');
-        assert_eq!(line.written(), Some(24));
-        assert_eq!(&room, b"18446744073709551615123.");
-        let mut line = Line::new(&mut room);
-        secs6(&mut line, i64::MIN);
-        line.put(b"1234567");
-        assert_eq!(line.written(), None);
     }
 
     #[test]
