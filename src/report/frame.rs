@@ -68,6 +68,7 @@ fn side(s: Option<Side>) -> Option<&'static str> {
 /// One record as a row of [`CONNECTION_COLUMNS`], in their order.
 pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
     let l = &r.lifecycle;
+    let (local_orig, local_resp) = t.local();
     row.text(t.uid())
         .nanos(r.start)
         .text(t.orig())
@@ -80,8 +81,8 @@ pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .uint(r.orig_bytes)
         .uint(r.resp_bytes)
         .text(r.state.name())
-        .flag(t.local().0)
-        .flag(t.local().1)
+        .flag(local_orig)
+        .flag(local_resp)
         .uint(r.missed_bytes)
         .text(r.history.as_str())
         .uint(r.orig_pkts)

@@ -304,7 +304,15 @@ const WIDE_DIGITS_FROM: usize = 8192;
 /// connections) takes a few linear passes where a comparison sort took a
 /// pass per halving. Digits are 11 bits for big groups (fewer passes, and
 /// 2048 counters still fit in the L1 cache), 8 below.
-fn radix_sort(values: &mut [u64], scratch: &mut Vec<u64>) {
+/// What [`radix_sort`] reuses from group to group: the values' other
+/// buffer and the digit counters.
+#[derive(Default)]
+struct RadixScratch {
+    values: Vec<u64>,
+    counts: Vec<usize>,
+}
+
+fn radix_sort(values: &mut [u64], scratch: &mut RadixScratch) {
     let Some(&first) = values.first() else {
         return;
     };
@@ -318,9 +326,14 @@ fn radix_sort(values: &mut [u64], scratch: &mut Vec<u64>) {
         8
     };
     let (low, high) = (differ.trailing_zeros(), u64::BITS - differ.leading_zeros());
+    let RadixScratch {
+        values: scratch,
+        counts: at,
+    } = scratch;
     scratch.clear();
     scratch.resize(values.len(), 0);
-    let mut at = vec![0usize; 1 << width];
+    at.resize(1 << width, 0);
+    let at = &mut at[..1 << width];
     let mut in_scratch = false;
     let mask = (1u64 << width) - 1;
     let shifts = (low..high).step_by(width as usize);
@@ -336,7 +349,7 @@ fn radix_sort(values: &mut [u64], scratch: &mut Vec<u64>) {
             at[digit(v)] += 1;
         }
         let mut total = 0;
-        for a in &mut at {
+        for a in at.iter_mut() {
             (*a, total) = (total, total + *a);
         }
         for &v in from {
@@ -402,7 +415,10 @@ impl Grouped {
             values,
         };
         let largest = (0..groups).map(|g| grouped.range(g).len()).max();
-        let mut scratch = Vec::with_capacity(largest.filter(|&n| n >= RADIX_FROM).unwrap_or(0));
+        let mut scratch = RadixScratch {
+            values: Vec::with_capacity(largest.filter(|&n| n >= RADIX_FROM).unwrap_or(0)),
+            counts: Vec::new(),
+        };
         for g in 0..groups {
             let range = grouped.range(g);
             let group = &mut grouped.values[range];
@@ -762,7 +778,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             x
         };
-        let mut scratch = Vec::new();
+        let mut scratch = RadixScratch::default();
         // Values differing in every byte, in a few middle bytes (event
         // times), in none (one repeated value); lengths odd and even.
         for (n, mask) in [
