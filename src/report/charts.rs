@@ -444,29 +444,59 @@ impl<K: Ord, T> Least<K, T> {
     }
 }
 
-/// The connections shown in the lifecycle chart: the longest, then an even
-/// sample of the rest by start time. Chosen and named from the tables' rows;
+/// A connection's place in an order that does not depend on the order the
+/// records arrived in (shards interleave them differently at each `-j`):
+/// start time, then the endpoints by address rank and port, then the
+/// protocol.
+fn intrinsic(conns: &Conns, r: &Row) -> (Nanos, u64, u64) {
+    (
+        r.start,
+        conns.rank(r.orig) << 32 | conns.rank(r.resp),
+        u64::from(r.orig_port) << 24 | u64::from(r.resp_port) << 8 | r.proto as u64,
+    )
+}
+
+/// A well-spread function of `key`: the least values pick a uniform sample.
+fn scatter((start, addrs, ports): (Nanos, u64, u64)) -> u64 {
+    let mut h = start as u64;
+    for w in [addrs, ports, 0] {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// The connections shown in the lifecycle chart: the longest, then a
+/// uniform sample of the rest. Both are picked by the connections'
+/// intrinsic order ([`intrinsic`]), so the same rows are drawn at every
+/// thread count, in bounded memory. Chosen and named from the tables' rows;
 /// only the handshake and close times come from connections.parquet, for
 /// the chosen rows (decoding its text columns for every row took most of
 /// the chart's time).
 fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
-    // Every step-th row from the first, as many as there are samples, and
-    // the longest by (length, position), ties by position so that the same
-    // rows are drawn every run: one pass.
-    let samples = (GANTT_ROWS - GANTT_LONGEST) as u64;
-    let step = (d.rows.connections() as u64 / samples).max(1);
-    let mut sampled = Vec::with_capacity(samples as usize);
+    let mut sampled = Least::new(GANTT_ROWS - GANTT_LONGEST);
     let mut longest = Least::new(GANTT_LONGEST);
     d.rows.scan_rows(|i, r| {
-        if i % step == 0 && i / step < samples {
-            sampled.push((i, *r));
-        }
-        longest.offer((Reverse(r.end.wrapping_sub(r.start)), i), *r);
+        let key = intrinsic(d.rows, r);
+        sampled.offer((scatter(key), key), (i, *r));
+        longest.offer((Reverse(r.end.wrapping_sub(r.start)), key), (i, *r));
     })?;
-    sampled.extend(longest.kept.iter().map(|((_, i), r)| (*i, *r)));
-    sampled.sort_unstable_by_key(|(i, _)| *i);
-    sampled.dedup_by_key(|(i, _)| *i);
-    let (picked, rows): (Vec<u64>, Vec<Row>) = sampled.into_iter().unzip();
+    // Drawn in intrinsic order (by start time); a connection both long and
+    // sampled once.
+    let mut chosen: Vec<_> = (sampled.kept.into_iter().map(|((_, k), v)| (k, v)))
+        .chain(longest.kept.into_iter().map(|((_, k), v)| (k, v)))
+        .collect();
+    chosen.sort_unstable_by_key(|(k, _)| *k);
+    chosen.dedup_by_key(|(k, _)| *k);
+    // (position, drawing order, row), by position: connections.parquet
+    // gives the chosen rows in that order.
+    let mut chosen: Vec<(u64, u32, Row)> = (chosen.into_iter().enumerate())
+        .map(|(order, (_, (i, r)))| (i, order as u32, r))
+        .collect();
+    chosen.sort_unstable_by_key(|c| c.0);
+    let picked: Vec<u64> = chosen.iter().map(|c| c.0).collect();
+    let order: Vec<u32> = chosen.iter().map(|c| c.1).collect();
+    let rows: Vec<Row> = chosen.into_iter().map(|c| c.2).collect();
     let row = || col("row").cast(DataType::UInt64);
     let chosen = row().is_in(
         lit(Series::new("picked".into(), &picked)).implode(true),
@@ -497,7 +527,6 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
     };
     let mut columns = times.columns().to_vec();
     columns.extend([
-        Column::new("row".into(), picked),
         column_of("start", &rows, |r| r.start),
         column_of("end", &rows, |r| r.end),
         column_of("orig_addr", &rows, |r| named(r.orig)),
@@ -505,9 +534,10 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
         column_of("resp_addr", &rows, |r| named(r.resp)),
         column_of("resp_port", &rows, |r| r.resp_port),
         column_of("close_reason", &rows, |r| r.close_reason.name()),
+        Column::new("order".into(), order),
     ]);
     let df = DataFrame::new(rows.len(), columns)?;
-    df.sort(["start", "row"], SortMultipleOptions::default())
+    df.sort(["order"], SortMultipleOptions::default())
 }
 
 fn lifecycles(d: &ChartData<'_>) -> Result<PathBuf, ReportError> {

@@ -444,7 +444,7 @@ impl Conns {
     }
 
     /// An id's position in address order, for the tables' ties.
-    fn rank(&self, id: u32) -> u64 {
+    pub(super) fn rank(&self, id: u32) -> u64 {
         u64::from(self.rank[id as usize])
     }
 
