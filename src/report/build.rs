@@ -282,7 +282,13 @@ fn csv_field(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(b"\"\"");
     } else if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
-        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        for piece in s.split_inclusive('"') {
+            out.extend_from_slice(piece.as_bytes());
+            // A quote inside a quoted field is doubled.
+            if piece.ends_with('"') {
+                out.push(b'"');
+            }
+        }
         out.push(b'"');
     } else {
         out.extend_from_slice(s.as_bytes());
@@ -475,6 +481,7 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(field("\"\""), "\"\"\"\"\"\"");
         assert_eq!(field(""), "\"\"");
     }
 }
