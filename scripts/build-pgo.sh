@@ -38,7 +38,7 @@ fi
 # build FLAGS: sockscope's crate rebuilt with FLAGS. Both phases go through
 # one wrapper: cargo hashes the wrapper's path into the crate's symbol names,
 # and the profile finds functions by those names.
-printf '#!/bin/sh\nexec "$@" $SOCKSCOPE_PGO_FLAGS\n' >"$work/rustc"
+printf '#!/bin/sh\nexec "$@" ${SOCKSCOPE_PGO_FLAGS:+"$SOCKSCOPE_PGO_FLAGS"}\n' >"$work/rustc"
 chmod +x "$work/rustc"
 build() {
     cargo clean --release --quiet -p sockscope
