@@ -421,7 +421,9 @@ fn fmt_width(ns: Nanos) -> String {
 
 /// The `n` items with the least keys offered so far, least first: a
 /// bounded pick over rows that are never all held or sorted. Keys that
-/// end in the item's position make the pick the same every run.
+/// end in something unique to the item and independent of arrival order
+/// (a row of a sorted table, a connection's [`intrinsic`] key) make the
+/// pick the same every run.
 struct Least<K, T> {
     n: usize,
     kept: Vec<(K, T)>,
