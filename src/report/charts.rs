@@ -500,7 +500,7 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
     let order: Vec<u32> = chosen.iter().map(|c| c.1).collect();
     let rows: Vec<Row> = chosen.into_iter().map(|c| c.2).collect();
     let row = || col("row").cast(DataType::UInt64);
-    let chosen = row().is_in(
+    let wanted = row().is_in(
         lit(Series::new("picked".into(), &picked)).implode(true),
         false,
     );
@@ -509,7 +509,7 @@ fn gantt_rows(d: &ChartData<'_>) -> PolarsResult<DataFrame> {
         .conns
         .clone()
         .with_row_index("row", None)
-        .filter(chosen)
+        .filter(wanted)
         .select([
             time("first_syn_ts", "syn"),
             time("established_ts", "est"),

@@ -47,21 +47,16 @@ const V6: &[([u8; 16], u8)] = &[
     ([0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10),
 ];
 
-fn in_prefix(addr: &[u8], net: &[u8], bits: u8) -> bool {
-    let full = usize::from(bits / 8);
-    let rest = bits % 8;
-    if addr[..full] != net[..full] {
-        return false;
-    }
-    rest == 0 || (addr[full] ^ net[full]) >> (8 - rest) == 0
+/// Whether the first `bits` of `width`-bit addresses `a` and `net`, as
+/// integers, agree: a shift and a compare per block.
+fn in_prefix(a: u128, net: u128, bits: u8, width: u32) -> bool {
+    (a ^ net).checked_shr(width - u32::from(bits)).unwrap_or(0) == 0
 }
 
-/// As 32-bit integers, an address's test is a mask and a compare per block.
 fn v4_local(b: [u8; 4]) -> bool {
-    let a = u32::from_be_bytes(b);
-    V4.iter().any(|&(net, bits)| {
-        a & (u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0)) == u32::from_be_bytes(net)
-    })
+    let a = u32::from_be_bytes(b).into();
+    V4.iter()
+        .any(|&(net, bits)| in_prefix(a, u32::from_be_bytes(net).into(), bits, 32))
 }
 
 /// Is this address in Zeek's default local networks?
@@ -73,7 +68,9 @@ pub fn is_local(a: Addr) -> bool {
     if a.0[0] == 0x20 && a.0[1] == 0x02 && v4_local([a.0[2], a.0[3], a.0[4], a.0[5]]) {
         return true;
     }
-    V6.iter().any(|(net, bits)| in_prefix(&a.0, net, *bits))
+    let a = u128::from_be_bytes(a.0);
+    V6.iter()
+        .any(|&(net, bits)| in_prefix(a, u128::from_be_bytes(net), bits, 128))
 }
 
 #[cfg(test)]

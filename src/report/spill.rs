@@ -297,13 +297,6 @@ const RADIX_FROM: usize = 256;
 /// Groups at least this large are sorted with 11-bit digits.
 const WIDE_DIGITS_FROM: usize = 8192;
 
-/// Sort by the bits in which the values differ, a digit at a time, least
-/// significant first, moving them between `values` and `scratch`. The
-/// values of one group differ in few bits (client ids in 15-20, event times
-/// in 40-45), so a big group (a server port's, with tens of thousands of
-/// connections) takes a few linear passes where a comparison sort took a
-/// pass per halving. Digits are 11 bits for big groups (fewer passes, and
-/// 2048 counters still fit in the L1 cache), 8 below.
 /// What [`radix_sort`] reuses from group to group: the values' other
 /// buffer and the digit counters.
 #[derive(Default)]
@@ -312,6 +305,13 @@ struct RadixScratch {
     counts: Vec<usize>,
 }
 
+/// Sort by the bits in which the values differ, a digit at a time, least
+/// significant first, moving them between `values` and `scratch`. The
+/// values of one group differ in few bits (client ids in 15-20, event times
+/// in 40-45), so a big group (a server port's, with tens of thousands of
+/// connections) takes a few linear passes where a comparison sort took a
+/// pass per halving. Digits are 11 bits for big groups (fewer passes, and
+/// 2048 counters still fit in the L1 cache), 8 below.
 fn radix_sort(values: &mut [u64], scratch: &mut RadixScratch) {
     let Some(&first) = values.first() else {
         return;

@@ -421,11 +421,6 @@ impl Conns {
         }
     }
 
-    /// Connections (rows) held.
-    pub fn connections(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Every row with its position (that of connections.parquet), in order.
     pub fn scan_rows(&self, mut f: impl FnMut(u64, &Row)) -> PolarsResult<()> {
         let mut at = 0;
