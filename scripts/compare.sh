@@ -6,12 +6,17 @@
 #
 #   scripts/compare.sh OLD NEW [--runs N] -- analyze capture.pcap --no-charts -q
 #
-# Each run gets its own empty output directory (`--out` is added). Prints
-# medians of wall, user and system time and peak RSS, then the paired
-# differences NEW - OLD and how often NEW was the faster.
+# Each run gets its own empty output directory (`--out` is added), and the
+# binary and every file named in the arguments are read just before it: this
+# machine's page cache does not stay warm (a DAMON scheme pages out file pages
+# untouched for about 30 s), and a run that read part of its capture back
+# from disk took 12% more CPU samples in a profile. Times are taken to the µs
+# (wait4's rusage; time's %e, %U and %S have 10 ms steps, 4% of a bench_1g
+# run). Prints medians of wall, user and system time and peak RSS, then the
+# paired differences NEW - OLD and how often NEW was the faster.
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [[ $# -ge 2 ]] || usage
 old=$1 new=$2; shift 2
 runs=15
@@ -33,12 +38,29 @@ cp "$old" "$work/A"
 cp "$new" "$work/B"
 sync
 
+# One run: appends "WHO wall user sys maxrss_KiB" to the times file.
+cat >"$work/run.py" <<'EOF'
+import os, subprocess, sys, time
+who, times, err, *cmd = sys.argv[1:]
+with open(err, "w") as e:
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+if status:
+    sys.exit(1)
+with open(times, "a") as f:
+    f.write(f"{who} {wall:.6f} {ru.ru_utime:.6f} {ru.ru_stime:.6f} {ru.ru_maxrss}\n")
+EOF
+
 one() {  # one run of binary $1 (A or B) with the rest as arguments
     local who=$1
     shift
     rm -rf "$work/out"
-    /usr/bin/time -f "$who %e %U %S %M" -a -o "$work/times" \
-        "$work/$who" "$@" --out "$work/out" >/dev/null 2>"$work/stderr" ||
+    cat "$work/$who" >/dev/null
+    for f in "$@"; do [[ -f $f ]] && cat "$f" >/dev/null; done
+    python3 "$work/run.py" "$who" "$work/times" "$work/stderr" \
+        "$work/$who" "$@" --out "$work/out" ||
         { echo "compare.sh: run of $who failed:" >&2; cat "$work/stderr" >&2; exit 1; }
 }
 
@@ -63,6 +85,6 @@ pairs = list(zip(rows["A"], rows["B"]))
 wall = [b[0] - a[0] for a, b in pairs]
 cpu = [(b[1] + b[2]) - (a[1] + a[2]) for a, b in pairs]
 rss = [(b[3] - a[3]) / 1024 for a, b in pairs]
-print(f"new - old: wall {st.median(wall):+.3f} s (new faster in {sum(d < 0 for d in wall)}/{len(wall)}), "
-      f"CPU {st.median(cpu):+.3f} s (lower in {sum(d < 0 for d in cpu)}), RSS {st.median(rss):+.0f} MiB")
+print(f"new - old: wall {st.median(wall) * 1e3:+.1f} ms (new faster in {sum(d < 0 for d in wall)}/{len(wall)}), "
+      f"CPU {st.median(cpu) * 1e3:+.1f} ms (lower in {sum(d < 0 for d in cpu)}), RSS {st.median(rss):+.1f} MiB")
 EOF
