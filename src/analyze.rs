@@ -8,7 +8,7 @@
 //! hashes to it. The records (conn.log, CSV, Parquet) are written in
 //! batches as they leave the tables: by a writer thread when tracking is on
 //! the caller's thread, otherwise by whichever thread would wait (see
-//! [`Writing`]). The fan-in tables and charts are built afterwards
+//! `Writing`). The fan-in tables and charts are built afterwards
 //! ([`crate::report::build`]).
 //!
 //! Shards give the same connections as one table: every shard's clock steps

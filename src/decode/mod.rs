@@ -10,7 +10,7 @@
 //!   by reason and never silently lost;
 //! - a bad TCP/UDP/ICMP checksum does not drop the packet here: Zeek still
 //!   creates the connection and records `C`/`c`, so the flag travels on;
-//! - nothing allocates per packet, except fragment reassembly ([`frag`]).
+//! - nothing allocates per packet, except fragment reassembly (`frag`).
 
 pub mod checksum;
 mod frag;

@@ -1,4 +1,4 @@
-//! Community ID v1 (https://github.com/corelight/community-id-spec), seed 0.
+//! Community ID v1 (<https://github.com/corelight/community-id-spec>), seed 0.
 //!
 //! `"1:" + base64(SHA1(seed:u16 | A.addr | B.addr | proto:u8 | 0:u8 | A.port | B.port))`
 //! with the endpoints ordered so that A < B, except for one-way ICMP types,

@@ -16,7 +16,7 @@
 //!   only if the client closed first with a FIN (the active closer waits;
 //!   a reset or a server-side first close leaves no TIME_WAIT there).
 //!
-//! Memory is bounded ([`super::spill`]): rows past one chunk wait in a
+//! Memory is bounded (`report::spill`): rows past one chunk wait in a
 //! temporary file, and each aggregate (a group number per row, a counting
 //! sort by group, small sorts, then one pass) sorts a chunk at a time into
 //! runs merged as they are read. What grows with the capture is only what
