@@ -16,7 +16,7 @@
 # paired differences NEW - OLD and how often NEW was the faster.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 [[ $# -ge 2 ]] || usage
 old=$1 new=$2; shift 2
 runs=15
