@@ -27,6 +27,7 @@ mod timers;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
+use std::marker::PhantomData;
 
 use hashbrown::HashTable;
 
@@ -150,19 +151,64 @@ fn prefetch(slot: &Slot) {
     let _ = slot;
 }
 
-/// A heap entry for a slot: (key, slot index, slot generation), least first.
-type Entry<K> = Reverse<(K, u32, u32)>;
+/// A heap key as an unsigned integer that orders the same way.
+trait HeapKey: Copy {
+    fn bits(self) -> u64;
+    fn from_bits(bits: u64) -> Self;
+}
+
+impl HeapKey for u64 {
+    fn bits(self) -> u64 {
+        self
+    }
+    fn from_bits(bits: u64) -> u64 {
+        bits
+    }
+}
+
+impl HeapKey for Nanos {
+    fn bits(self) -> u64 {
+        (self as u64) ^ (1 << 63)
+    }
+    fn from_bits(bits: u64) -> Nanos {
+        (bits ^ (1 << 63)) as Nanos
+    }
+}
+
+/// A heap entry for a slot, least first: (key, slot index, slot generation)
+/// packed into one integer, so that a sift compares entries in one 128-bit
+/// comparison instead of a tuple's three.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry<K>(Reverse<u128>, PhantomData<K>);
+
+impl<K: HeapKey> Entry<K> {
+    #[inline]
+    fn new(key: K, idx: u32, generation: u32) -> Entry<K> {
+        let low = (u64::from(idx) << 32) | u64::from(generation);
+        Entry(
+            Reverse((u128::from(key.bits()) << 64) | u128::from(low)),
+            PhantomData,
+        )
+    }
+
+    #[inline]
+    fn parts(self) -> (K, u32, u32) {
+        let v = self.0.0;
+        (K::from_bits((v >> 64) as u64), (v >> 32) as u32, v as u32)
+    }
+}
 
 /// Entries of removed connections linger in a heap until popped; rebuild
 /// it without them (and those `keep` rejects) when they dominate.
-fn prune<K: Ord + Copy>(
+fn prune<K: HeapKey + Ord>(
     heap: &mut BinaryHeap<Entry<K>>,
     slots: &[Slot],
     live: usize,
     keep: impl Fn(&Slot, K) -> bool,
 ) {
     if heap.len() > 64 && heap.len() > 4 * live {
-        heap.retain(|&Reverse((k, i, g))| {
+        heap.retain(|e| {
+            let (k, i, g) = e.parts();
             let s = &slots[i as usize];
             s.holds(g) && keep(s, k)
         });
@@ -277,7 +323,7 @@ impl FlowTable {
         let due = slot.conn.next_deadline();
         if due < slot.scheduled {
             slot.scheduled = due;
-            self.timers.push(Reverse((due, idx, slot.generation)));
+            self.timers.push(Entry::new(due, idx, slot.generation));
         }
         slot.seen = self.stats.packets;
         from_orig
@@ -294,11 +340,7 @@ impl FlowTable {
         }
         self.started = true;
         self.clock = now;
-        if self
-            .timers
-            .peek()
-            .is_some_and(|Reverse((due, _, _))| *due <= now)
-        {
+        if self.timers.peek().is_some_and(|e| e.parts().0 <= now) {
             self.fire_due(now, sink);
         }
         prune(&mut self.timers, &self.slots, self.live, |s, due| {
@@ -313,7 +355,7 @@ impl FlowTable {
             let Some(mut top) = self.timers.peek_mut() else {
                 break;
             };
-            let Reverse((due, idx, generation)) = *top;
+            let (due, idx, generation) = top.parts();
             if due > now {
                 // The next timer to fire is known now, some packets before
                 // it is due: its connection has usually left the cache since
@@ -338,7 +380,7 @@ impl FlowTable {
                         PeekMut::pop(top);
                     } else {
                         // Re-armed in place: one sift instead of a pop and a push.
-                        *top = Reverse((next, idx, slot.generation));
+                        *top = Entry::new(next, idx, slot.generation);
                     }
                 }
             }
@@ -349,7 +391,8 @@ impl FlowTable {
     /// has one entry whose stamp is at most its `seen`, so the first entry
     /// found up to date is the oldest.
     fn least_recent(&mut self) -> Option<u32> {
-        while let Some(Reverse((stamp, idx, generation))) = self.recency.pop() {
+        while let Some(entry) = self.recency.pop() {
+            let (stamp, idx, generation) = entry.parts();
             let slot = &self.slots[idx as usize];
             if !slot.holds(generation) {
                 continue;
@@ -357,7 +400,7 @@ impl FlowTable {
             if slot.seen == stamp {
                 return Some(idx);
             }
-            self.recency.push(Reverse((slot.seen, idx, generation)));
+            self.recency.push(Entry::new(slot.seen, idx, generation));
         }
         None
     }
@@ -411,7 +454,7 @@ impl FlowTable {
             }
         };
         let generation = self.slots[idx as usize].generation;
-        self.recency.push(Reverse((seen, idx, generation)));
+        self.recency.push(Entry::new(seen, idx, generation));
         prune(&mut self.recency, &self.slots, self.live, |_, _| true);
         let slots = &self.slots;
         self.map
