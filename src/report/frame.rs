@@ -61,8 +61,9 @@ pub const CONNECTION_COLUMNS: &[ColumnDef] = &[
     ("midstream", Kind::Flag),
 ];
 
-fn side(s: Option<Side>) -> Option<&'static str> {
-    s.map(Side::name)
+/// A side as a numbered label.
+fn side(s: Option<Side>) -> Option<(usize, &'static str)> {
+    s.map(|s| (s as usize, s.name()))
 }
 
 /// One record as a row of [`CONNECTION_COLUMNS`], in their order.
@@ -75,12 +76,12 @@ pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .uint(r.orig_port)
         .text(t.resp())
         .uint(r.resp_port)
-        .text(r.proto.name())
+        .label(r.proto as usize, r.proto.name())
         .uint(r.ip_proto)
         .nanos(r.duration)
         .uint(r.orig_bytes)
         .uint(r.resp_bytes)
-        .text(r.state.name())
+        .label(r.state as usize, r.state.name())
         .flag(local_orig)
         .flag(local_resp)
         .uint(r.missed_bytes)
@@ -97,11 +98,11 @@ pub fn connection_row(row: &mut Row, r: &ConnRecord, t: &RecordText) {
         .opt_nanos(l.established)
         .opt_nanos(r.handshake_rtt())
         .opt_nanos(l.first_fin.map(|f| f.0))
-        .opt_text(side(l.first_fin.map(|f| f.1)))
+        .opt_label(side(l.first_fin.map(|f| f.1)))
         .opt_nanos(l.first_rst.map(|f| f.0))
-        .opt_text(side(l.first_rst.map(|f| f.1)))
+        .opt_label(side(l.first_rst.map(|f| f.1)))
         .nanos(l.last_packet)
-        .text(r.close_reason.name())
+        .label(r.close_reason as usize, r.close_reason.name())
         .uint(l.retransmits)
         .uint(l.out_of_order)
         .uint(l.zero_windows)

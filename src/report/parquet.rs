@@ -392,6 +392,9 @@ struct Chunk {
     /// Labels: each distinct value's index, and each present row's index.
     dict: FxHashMap<Box<[u8]>, u32>,
     keys: Vec<u32>,
+    /// Labels given by a caller's code ([`Row::label`]): each code's index
+    /// plus one (0: not seen in this row group).
+    codes: Vec<u32>,
 }
 
 impl Chunk {
@@ -402,6 +405,7 @@ impl Chunk {
             values: Vec::new(),
             dict: FxHashMap::default(),
             keys: Vec::new(),
+            codes: Vec::new(),
         }
     }
 
@@ -468,6 +472,24 @@ impl Chunk {
         }
     }
 
+    /// A label whose caller numbers its values: found by `code` after its
+    /// first row in a row group, without hashing its text.
+    fn label(&mut self, code: usize, v: &[u8]) {
+        if let Some(&k) = self.codes.get(code).filter(|&&k| k != 0) {
+            debug_assert_eq!(self.dict.get(v), Some(&(k - 1)), "one text per code");
+            self.present(true);
+            self.keys.push(k - 1);
+            return;
+        }
+        self.text(Some(v));
+        if let (Kind::Label, Some(&k)) = (self.kind, self.keys.last()) {
+            if self.codes.len() <= code {
+                self.codes.resize(code + 1, 0);
+            }
+            self.codes[code] = k + 1;
+        }
+    }
+
     /// A byte array, PLAIN encoded: its length, then its bytes.
     fn plain(&mut self, v: &[u8]) {
         self.values
@@ -480,6 +502,7 @@ impl Chunk {
         self.values.clear();
         self.dict.clear();
         self.keys.clear();
+        self.codes.clear();
     }
 }
 
@@ -529,8 +552,24 @@ impl Row<'_> {
         self.put(|c| c.text(Some(v)))
     }
 
+    #[cfg(test)]
     pub fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
         self.put(|c| c.text(v.map(str::as_bytes)))
+    }
+
+    /// A value of a small fixed set, numbered by the caller (an enum's
+    /// position): the same `code` must always come with the same text. A
+    /// label column's dictionary then finds it by number, not by hashing
+    /// its text (five of connections.parquet's columns, every record).
+    pub fn label(&mut self, code: usize, v: &str) -> &mut Self {
+        self.put(|c| c.0.label(code, v.as_bytes()))
+    }
+
+    pub fn opt_label(&mut self, v: Option<(usize, &str)>) -> &mut Self {
+        self.put(|c| match v {
+            Some((code, v)) => c.0.label(code, v.as_bytes()),
+            None => c.0.text(None),
+        })
     }
 }
 
@@ -980,6 +1019,39 @@ mod tests {
 
     fn read(bytes: Vec<u8>) -> DataFrame {
         ParquetReader::new(Cursor::new(bytes)).finish().unwrap()
+    }
+
+    /// Labels given by number write the file that the same labels given
+    /// by text write.
+    #[test]
+    fn labels_by_code_write_what_labels_by_text_write() {
+        let names = ["SF", "S0", "REJ"];
+        let file = |by_code: bool| {
+            let mut w = Writer::new(Vec::new(), COLUMNS).unwrap();
+            for i in 0..1000usize {
+                let label = (i % 4 != 0).then_some(i * 7 % 3);
+                w.row(|row| {
+                    row.text(b"x");
+                    if by_code {
+                        row.opt_label(label.map(|c| (c, names[c])));
+                    } else {
+                        row.opt_text(label.map(|c| names[c]));
+                    }
+                    row.uint(0u8)
+                        .opt_uint(None::<u16>)
+                        .uint(0u32)
+                        .uint(0u64)
+                        .flag(false)
+                        .nanos(0)
+                        .opt_nanos(None);
+                });
+                if i == 399 {
+                    w.flush_group().unwrap();
+                }
+            }
+            w.finish().unwrap()
+        };
+        assert_eq!(file(true), file(false));
     }
 
     #[test]
