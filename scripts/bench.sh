@@ -240,8 +240,11 @@ for ((r = 1; r <= runs; r++)); do
         eval "$PREP"
         # Warm again: after a tool with a large footprint (tshark, 1.7 GB)
         # the VM's reclaim had dropped part of the file, and the next run
-        # read it from disk (the read loop once took 1.66 s for 0.5).
-        cat "$pcap" >/dev/null
+        # read it from disk (the read loop once took 1.66 s for 0.5). The
+        # tool's executable too: sockscope's is 120 MB (polars), and pages
+        # of it left untouched for 30 s are paged out (see README, "How
+        # comparisons are taken").
+        cat "$pcap" "$(command -v "${CMD[0]}")" >/dev/null
         # Wall time from the shell's clock, to the millisecond (time's %e
         # has 10 ms steps, 4% of the read loop's time); the same wrapper's
         # cost is in every tool's figure. Peak RSS from /usr/bin/time.
