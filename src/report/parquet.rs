@@ -381,11 +381,61 @@ fn bit_width(max: u32) -> u8 {
     (32 - max.leading_zeros()).max(1) as u8
 }
 
+/// A column's definition levels (1 present, 0 null) as bits, a row each:
+/// a `u32` each was 4 bytes written per cell, and read back to encode.
+#[derive(Default)]
+struct Levels {
+    words: Vec<u64>,
+    len: usize,
+    nulls: usize,
+}
+
+impl Levels {
+    #[inline]
+    fn push(&mut self, present: bool) {
+        if self.len % 64 == 0 {
+            self.words.push(0);
+        }
+        if let Some(w) = self.words.last_mut() {
+            *w |= u64::from(present) << (self.len % 64);
+        }
+        self.nulls += usize::from(!present);
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// What [`hybrid`] writes for these levels at width 1: one run when all
+    /// are equal, else one bit-packed run, whose bytes (value `i` at bit
+    /// `i % 8` of byte `i / 8`) are the words' little-endian bytes.
+    fn encode(&self, out: &mut Vec<u8>) {
+        if self.len == 0 {
+            return;
+        }
+        if self.nulls == 0 || self.nulls == self.len {
+            varint(out, (self.len as u64) << 1);
+            out.push(u8::from(self.nulls == 0));
+            return;
+        }
+        let groups = self.len.div_ceil(8);
+        varint(out, (groups as u64) << 1 | 1);
+        let bytes = self.words.iter().flat_map(|w| w.to_le_bytes());
+        out.extend(bytes.take(groups));
+    }
+
+    fn clear(&mut self) {
+        self.words.clear();
+        self.len = 0;
+        self.nulls = 0;
+    }
+}
+
 /// A column's rows of the current row group.
 struct Chunk {
     kind: Kind,
-    /// Definition levels: 1 present, 0 null.
-    defs: Vec<u32>,
+    defs: Levels,
     /// Present values, PLAIN encoded (flags one byte each until written);
     /// for labels, the dictionary's entries in first-seen order.
     values: Vec<u8>,
@@ -401,7 +451,7 @@ impl Chunk {
     fn new(kind: Kind) -> Chunk {
         Chunk {
             kind,
-            defs: Vec::new(),
+            defs: Levels::default(),
             values: Vec::new(),
             dict: FxHashMap::default(),
             keys: Vec::new(),
@@ -410,7 +460,7 @@ impl Chunk {
     }
 
     fn present(&mut self, present: bool) {
-        self.defs.push(u32::from(present));
+        self.defs.push(present);
     }
 
     fn int(&mut self, v: Option<u64>) {
@@ -744,7 +794,7 @@ impl<W: Write> Writer<W> {
         let chunk = &self.chunks[i];
         // Definition levels (bit width 1), prefixed by their length.
         self.levels.clear();
-        hybrid(&mut self.levels, &chunk.defs, 1);
+        chunk.defs.encode(&mut self.levels);
         self.body.clear();
         self.body
             .extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
@@ -1019,6 +1069,36 @@ mod tests {
 
     fn read(bytes: Vec<u8>) -> DataFrame {
         ParquetReader::new(Cursor::new(bytes)).finish().unwrap()
+    }
+
+    /// Levels kept as bits encode as [`hybrid`] encodes them one `u32`
+    /// each: all present, all null, mixed, at lengths around word edges.
+    #[test]
+    fn levels_as_bits_encode_as_hybrid_does() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for len in [0, 1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 1000, 16_384] {
+            for pattern in 0..4 {
+                let (mut bits, mut plain) = (Levels::default(), Vec::new());
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let present = match pattern {
+                        0 => true,
+                        1 => false,
+                        2 => x % 2 == 0,
+                        _ => x % 97 != 0,
+                    };
+                    bits.push(present);
+                    plain.push(u32::from(present));
+                }
+                let (mut ours, mut want) = (Vec::new(), Vec::new());
+                bits.encode(&mut ours);
+                hybrid(&mut want, &plain, 1);
+                assert_eq!(ours, want, "{len} rows, pattern {pattern}");
+                assert_eq!(bits.len(), len);
+            }
+        }
     }
 
     /// Labels given by number write the file that the same labels given
