@@ -168,11 +168,21 @@ impl HeapKey for u64 {
 
 impl HeapKey for Nanos {
     fn bits(self) -> u64 {
-        (self as u64) ^ (1 << 63)
+        ordered(self)
     }
     fn from_bits(bits: u64) -> Nanos {
-        (bits ^ (1 << 63)) as Nanos
+        unordered(bits)
     }
+}
+
+/// An `i64` as a `u64` that sorts the same way.
+pub fn ordered(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// The `i64` that [`ordered`] made `u` of.
+pub fn unordered(u: u64) -> i64 {
+    (u ^ (1 << 63)) as i64
 }
 
 /// A heap entry for a slot, least first: (key, slot index, slot generation)

@@ -35,7 +35,7 @@ use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::decode::Addr;
-use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side};
+use crate::flow::{CloseReason, ConnRecord, ConnState, Proto, Side, ordered, unordered};
 use crate::source::Nanos;
 
 use super::frame::utc;
@@ -613,15 +613,6 @@ struct Group {
     /// The group's earliest start.
     origin: Nanos,
     rows: u64,
-}
-
-/// An `i64` as a `u64` that sorts the same way.
-fn ordered(v: i64) -> u64 {
-    (v as u64) ^ (1 << 63)
-}
-
-fn unordered(u: u64) -> i64 {
-    (u ^ (1 << 63)) as i64
 }
 
 /// Distinct values per group.
