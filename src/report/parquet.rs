@@ -287,19 +287,31 @@ fn hybrid(out: &mut Vec<u8>, values: &[u32], width: u8) {
         return;
     };
     if values.iter().all(|&v| v == first) {
-        varint(out, (values.len() as u64) << 1);
-        let bytes = usize::from(width).div_ceil(8);
-        out.extend_from_slice(&first.to_le_bytes()[..bytes]);
+        rle_run(out, values.len(), first, width);
         return;
     }
-    let groups = values.len().div_ceil(8);
-    varint(out, (groups as u64) << 1 | 1);
+    let groups = packed_run(out, values.len());
     // Groups of 8 values, the last one padded with zeros.
     let padded = values
         .iter()
         .map(|&v| u64::from(v))
         .chain(std::iter::repeat(0));
     pack(out, padded.take(groups * 8), u32::from(width));
+}
+
+/// The hybrid encoding's run of `count` repeats of `value`, in the bytes
+/// `width` bits take.
+fn rle_run(out: &mut Vec<u8>, count: usize, value: u32, width: u8) {
+    varint(out, (count as u64) << 1);
+    out.extend_from_slice(&value.to_le_bytes()[..usize::from(width).div_ceil(8)]);
+}
+
+/// The header of the hybrid encoding's bit-packed run of `count` values;
+/// returns the groups of 8 that follow it.
+fn packed_run(out: &mut Vec<u8>, count: usize) -> usize {
+    let groups = count.div_ceil(8);
+    varint(out, (groups as u64) << 1 | 1);
+    groups
 }
 
 /// Parquet's DELTA_BINARY_PACKED encoding of `values`: the first value,
@@ -415,12 +427,10 @@ impl Levels {
             return;
         }
         if self.nulls == 0 || self.nulls == self.len {
-            varint(out, (self.len as u64) << 1);
-            out.push(u8::from(self.nulls == 0));
+            rle_run(out, self.len, u32::from(self.nulls == 0), 1);
             return;
         }
-        let groups = self.len.div_ceil(8);
-        varint(out, (groups as u64) << 1 | 1);
+        let groups = packed_run(out, self.len);
         let bytes = self.words.iter().flat_map(|w| w.to_le_bytes());
         out.extend(bytes.take(groups));
     }
