@@ -294,9 +294,29 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sockets(args) => {
             let view = sockscope::sockets::sockets_at(&args.config())?;
+            for d in &view.damage {
+                eprintln!("sockscope: warning: {d}");
+            }
+            if let (Some(at), Some((first, last))) = (view.at, view.span) {
+                use sockscope::report::text::iso8601;
+                if at < first {
+                    eprintln!(
+                        "sockscope: warning: {} is before the capture's first packet ({})",
+                        iso8601(at),
+                        iso8601(first)
+                    );
+                } else if at > last {
+                    eprintln!(
+                        "sockscope: warning: {} is after the capture's last packet ({})",
+                        iso8601(at),
+                        iso8601(last)
+                    );
+                }
+            }
             match print_sockets(&view, args.port) {
                 // A closed pipe (`| head`) is the reader's choice, not an error.
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ if !view.damage.is_empty() => Ok(ExitCode::from(EXIT_DAMAGED)),
                 _ => Ok(ExitCode::SUCCESS),
             }
         }

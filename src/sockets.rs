@@ -49,9 +49,14 @@ pub struct Socket {
 
 #[derive(Clone, Debug, Default)]
 pub struct SocketsView {
-    /// The moment looked at (resolved), if the capture reached it.
+    /// The moment looked at (resolved); none if the capture had no packets.
     pub at: Option<Nanos>,
+    /// The earliest and the latest packet time read.
+    pub span: Option<(Nanos, Nanos)>,
     pub sockets: Vec<Socket>,
+    /// Damage that ended an input early (file and packet named): the view
+    /// covers the packets before it.
+    pub damage: Vec<String>,
 }
 
 struct Snapshot {
@@ -68,20 +73,22 @@ pub fn sockets_at(cfg: &SocketsConfig) -> Result<SocketsView, AnalyzeError> {
     let mut merge = Merge::new(readers);
     let mut decoder = Decoder::new(cfg.decode);
     let mut table = FlowTable::new(cfg.flow.clone());
-    let mut at: Option<Nanos> = match cfg.at {
-        At::Absolute(t) => Some(t),
-        At::AfterStart(_) => None,
-    };
+    let (mut at, mut span, mut damage) = (None, None::<(Nanos, Nanos)>, Vec::new());
     let mut seen = Seen::default();
     loop {
         // Damage ends that input; the view covers what was readable.
         let raw = match merge.next_packet() {
             Ok(Some(raw)) => raw,
             Ok(None) => break,
-            Err(_) => continue,
+            Err(e) => {
+                damage.push(e.to_string());
+                continue;
+            }
         };
+        let (first, last) = span.get_or_insert((raw.ts, raw.ts));
+        (*first, *last) = ((*first).min(raw.ts), (*last).max(raw.ts));
         let t = *at.get_or_insert(match cfg.at {
-            At::AfterStart(d) => raw.ts + d,
+            At::AfterStart(d) => raw.ts.saturating_add(d),
             At::Absolute(t) => t,
         });
         if seen.snapshot.is_none() && raw.ts > t {
@@ -96,7 +103,10 @@ pub fn sockets_at(cfg: &SocketsConfig) -> Result<SocketsView, AnalyzeError> {
         }
     }
     let Some(t) = at else {
-        return Ok(SocketsView::default());
+        return Ok(SocketsView {
+            damage,
+            ..SocketsView::default()
+        });
     };
     if seen.snapshot.is_none() {
         seen.snapshot = Some(take(&table, t, cfg));
@@ -113,7 +123,9 @@ pub fn sockets_at(cfg: &SocketsConfig) -> Result<SocketsView, AnalyzeError> {
     sockets.sort_by_key(|(start, s)| (s.proto, s.local, *start));
     Ok(SocketsView {
         at: Some(t),
+        span,
         sockets: sockets.into_iter().map(|(_, s)| s).collect(),
+        damage,
     })
 }
 
@@ -174,39 +186,77 @@ pub fn parse_at(
     if let Some(rest) = s.strip_prefix('+') {
         return parse_offset(rest).map(At::AfterStart);
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(At::Absolute((secs * 1e9).round() as Nanos));
+    parse_epoch(s)
+        .or_else(|| parse_iso(s))
+        .map(At::Absolute)
+        .ok_or_else(|| {
+            format!(
+                "not a time: {s:?} (use epoch seconds, 2023-11-14T22:15:23Z, or +30s after the start)"
+            )
+        })
+}
+
+/// Epoch seconds with a decimal fraction, exact to the nanosecond: through
+/// a float, half of all microsecond times (conn.log's `ts`) came out a few
+/// nanoseconds before themselves, before the connection that starts there.
+fn parse_epoch(s: &str) -> Option<Nanos> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    seconds(number(secs)?, frac)
+}
+
+/// `secs` seconds and a fraction's digits (beyond nine, cut) as
+/// nanoseconds, if they fit.
+fn seconds(secs: i64, frac: &str) -> Option<Nanos> {
+    let mut ns: i64 = 0;
+    for (i, c) in frac.bytes().enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if i < 9 {
+            ns += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
+        }
     }
-    parse_iso(s).map(At::Absolute).ok_or_else(|| {
-        format!(
-            "not a time: {s:?} (use epoch seconds, 2023-11-14T22:15:23Z, or +30s after the start)"
-        )
-    })
+    secs.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
+/// A field of decimal digits only (no sign), if it fits.
+fn number(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn parse_iso(s: &str) -> Option<Nanos> {
     let s = s.strip_suffix('Z').unwrap_or(s);
     let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let mut d = date.splitn(3, '-').map(number);
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let mut t = hms.splitn(3, ':').map(number);
     let (h, mi, sec) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&m) || !(1..=month_days).contains(&day) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let mut ns_frac: i64 = 0;
-    for (i, c) in frac.chars().take(9).enumerate() {
-        ns_frac += i64::from(c.to_digit(10)?) * 10i64.pow(8 - i as u32);
-    }
-    // Days from civil (Howard Hinnant).
+    // Days from civil (Howard Hinnant); years beyond Nanos's range fail
+    // in `seconds`.
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000_000) + ns_frac)
+    let days = era.checked_mul(146_097)?.checked_add(doe - 719_468)?;
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + mi * 60 + sec)?;
+    seconds(secs, frac)
 }
 
 #[cfg(test)]
@@ -237,5 +287,53 @@ mod tests {
         assert_eq!(parse_at("+30s", secs), Ok(At::AfterStart(30_000_000_000)));
         assert!(parse_at("yesterday", secs).is_err());
         assert!(parse_at("2023-13-01T00:00:00Z", secs).is_err());
+    }
+
+    /// conn.log's `ts` names its microsecond exactly (a float put half of
+    /// them a few nanoseconds early), and a tenth decimal is cut.
+    #[test]
+    fn epoch_seconds_are_exact() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (s, us) = (1_000_000_000 + (x >> 40) as i64, (x % 1_000_000) as i64);
+            assert_eq!(
+                parse_at(&format!("{s}.{us:06}"), secs),
+                Ok(At::Absolute(s * 1_000_000_000 + us * 1000))
+            );
+        }
+        assert_eq!(
+            parse_at("1700000123.9999999999", secs),
+            Ok(At::Absolute(1_700_000_123_999_999_999))
+        );
+        assert_eq!(parse_at("17", secs), Ok(At::Absolute(17_000_000_000)));
+    }
+
+    /// What is not a time, or not one that fits, is refused, not wrapped.
+    #[test]
+    fn bad_times_are_refused() {
+        for bad in [
+            "nan",
+            "inf",
+            "1.7e9",
+            "-5",
+            ".5",
+            "99999999999999999999",
+            "9999999999.5",
+            "2023-02-29T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "2023-11-14T-1:00:00",
+            "2023-11-14T+1:00:00",
+            "2023-11-14T22:15:23.x",
+            "99999999999-01-01T00:00:00Z",
+        ] {
+            assert!(parse_at(bad, secs).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_at("2024-02-29T00:00:00Z", secs),
+            Ok(At::Absolute(1_709_164_800_000_000_000))
+        );
     }
 }

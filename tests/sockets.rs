@@ -58,3 +58,64 @@ fn socket_counts_equal_the_concurrency_series() {
         "compared {compared}, nonzero {nonzero}"
     );
 }
+
+/// The records of a little-endian microsecond pcap: (epoch seconds,
+/// microseconds, offset of the record's end).
+fn records(bytes: &[u8]) -> Vec<(u32, u32, usize)> {
+    let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(le32(0), 0xa1b2_c3d4, "gen_bench writes µs pcap");
+    let (mut at, mut out) = (24, Vec::new());
+    while at + 16 <= bytes.len() {
+        let end = at + 16 + le32(at + 8) as usize;
+        out.push((le32(at), le32(at + 4), end));
+        at = end;
+    }
+    out
+}
+
+/// A capture cut in the middle of a record: the damage is named with its
+/// file and packet on stderr, the sockets before it are still listed (at an
+/// instant given exactly as conn.log writes times), and the exit status is
+/// 3; an instant past the last packet is listed with a warning saying so.
+#[test]
+fn damage_and_instants_outside_the_capture_are_reported() {
+    let dir = scratch("sockets-damage");
+    let whole = dir.join("whole.pcap");
+    common::gen_bench(&whole, "1.2", "12");
+    let bytes = std::fs::read(&whole).unwrap();
+    let recs = records(&bytes);
+    let cut_after = recs.len() / 2;
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..recs[cut_after - 1].2 + 20]).unwrap();
+    let (s, us, _) = recs[cut_after / 2];
+    let at = format!("{s}.{us:06}");
+    let o = sockscope(&["sockets", "--at", &at, cut.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cut.pcap") && stderr.contains(&format!("packet {}", cut_after + 1)),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let listed: usize = stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(listed > 0, "{stdout}");
+
+    let (last, _, _) = recs[recs.len() - 1];
+    let late = format!("{}", last + 1000);
+    let o = sockscope(&["sockets", "--at", &late, whole.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("after the capture's last packet"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("\n0 sockets\n"));
+}
