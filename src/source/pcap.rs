@@ -71,15 +71,12 @@ impl State {
                 detail: format!("captured length {caplen} exceeds the 256 KiB maximum"),
             });
         }
+        // A fraction of a second or more (a writer that rounded 999,999.5
+        // µs up) carries into the seconds, as libpcap and so tcpdump and
+        // Zeek read it, instead of ending the file there.
         let frac_ns = if self.nanos {
-            if frac >= 1_000_000_000 {
-                return Err(bad_fraction(packet, frac));
-            }
             i64::from(frac)
         } else {
-            if frac >= 1_000_000 {
-                return Err(bad_fraction(packet, frac));
-            }
             i64::from(frac) * 1000
         };
         let record_len = RECORD_HEADER + caplen as usize;
@@ -95,13 +92,6 @@ impl State {
             record_len,
         };
         Ok(true)
-    }
-}
-
-fn bad_fraction(packet: u64, frac: u32) -> ReadError {
-    ReadError::Corrupt {
-        packet,
-        detail: format!("timestamp fraction {frac} out of range"),
     }
 }
 
@@ -172,6 +162,18 @@ mod tests {
             err.to_string(),
             "truncated at packet 2: packet data needs 22 bytes, only 19 left"
         );
+    }
+
+    #[test]
+    fn fraction_of_a_second_or_more_carries_into_the_seconds() {
+        let mut f = pcap_file(1, &[(1_999_999, b"a"), (2_000_001, b"b")]);
+        f[24 + 4..24 + 8].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let mut r = reader(f).unwrap();
+        assert!(r.advance().unwrap());
+        assert_eq!(r.current().unwrap().ts, 2_000_000_000);
+        assert!(r.advance().unwrap());
+        assert_eq!(r.current().unwrap().ts, 2_000_001_000);
+        assert!(!r.advance().unwrap());
     }
 
     #[test]
