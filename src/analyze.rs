@@ -795,6 +795,8 @@ impl Session {
                 last_packet: span.map(|_| text::iso8601(last)),
                 first_ts: span.map(|_| first as f64 / 1e9),
                 last_ts: span.map(|_| last as f64 / 1e9),
+                first_ns: span.map(|_| first),
+                last_ns: span.map(|_| last),
                 duration_s: last.saturating_sub(first) as f64 / 1e9,
             },
             packets: counts,

@@ -366,8 +366,7 @@ pub fn run(
             Conns::load(&parquet).map_err(&err)?
         }
     };
-    let first = (summary.capture.first_ts.unwrap_or(0.0) * 1e9) as Nanos;
-    let last = (summary.capture.last_ts.unwrap_or(0.0) * 1e9) as Nanos;
+    let (first, last) = summary.capture.bounds();
     let secs = summary.capture.duration_s;
     let bins = Bins::new(first, last, opts.bin);
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{CloseReason, ConnRecord, ConnState, Proto};
+use crate::source::Nanos;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -52,7 +53,28 @@ pub struct CaptureSpan {
     pub last_packet: Option<String>,
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
+    /// The same times exactly, in nanoseconds since the epoch: a float
+    /// holds them only to a few hundred nanoseconds, and the timeline's
+    /// last bin ends at the last packet (absent from older summaries).
+    #[serde(default)]
+    pub first_ns: Option<Nanos>,
+    #[serde(default)]
+    pub last_ns: Option<Nanos>,
     pub duration_s: f64,
+}
+
+impl CaptureSpan {
+    /// The first and last packet times (0 without packets), exact where
+    /// the summary has them.
+    pub fn bounds(&self) -> (Nanos, Nanos) {
+        let ns = |exact: Option<Nanos>, secs: Option<f64>| {
+            exact.unwrap_or_else(|| (secs.unwrap_or(0.0) * 1e9).round() as Nanos)
+        };
+        (
+            ns(self.first_ns, self.first_ts),
+            ns(self.last_ns, self.last_ts),
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
