@@ -148,7 +148,7 @@ pub struct CaptureArgs {
     #[arg(long, short)]
     pub interface: String,
     /// Stop after this long (e.g. 30s, 5m).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub duration: Option<Nanos>,
     /// Stop after this many packets.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -265,8 +265,8 @@ pub struct ReportFlags {
     /// How many server ports the charts and timeline series show.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub top: u64,
-    /// Timeline bin width (e.g. 1s, 5m); default: 100-1000 bins over the capture.
-    #[arg(long, value_parser = duration)]
+    /// Timeline bin width (e.g. 1s, 5m); default: 100 to about 1000 bins over the capture; at most 100,000.
+    #[arg(long, value_parser = positive_duration)]
     pub bin: Option<Nanos>,
 }
 
@@ -413,6 +413,15 @@ pub fn duration(s: &str) -> Result<Nanos, String> {
     Ok(ns as Nanos)
 }
 
+/// A duration above zero: a bin or a capture of no time means nothing
+/// (`duration` also gives 0 for what rounds below a nanosecond).
+fn positive_duration(s: &str) -> Result<Nanos, String> {
+    match duration(s)? {
+        0 => Err(format!("must be more than zero: {s:?}")),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +434,10 @@ mod tests {
         assert_eq!(duration("2"), Ok(2_000_000_000));
         assert!(duration("5 parsecs").is_err());
         assert!(duration("-1s").is_err());
+        assert_eq!(duration("0"), Ok(0));
+        assert!(positive_duration("0s").is_err());
+        assert!(positive_duration("0.0001us").is_err());
+        assert_eq!(positive_duration("1us"), Ok(1000));
     }
 
     #[test]

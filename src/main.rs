@@ -269,6 +269,19 @@ fn print_sockets(view: &sockscope::sockets::SocketsView, port: Option<u16>) -> s
     }
 }
 
+/// Build the tables and charts, and say where they differ from what was asked.
+fn reports(
+    dir: &std::path::Path,
+    opts: &build::ReportOptions,
+    analysed: Option<build::Analysed>,
+) -> anyhow::Result<ReportOutcome> {
+    let outcome = build::run(dir, opts, analysed)?;
+    for w in &outcome.warnings {
+        eprintln!("sockscope: warning: {w}");
+    }
+    Ok(outcome)
+}
+
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Analyze(args) => {
@@ -278,7 +291,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("sockscope: warning: {w}");
             }
             let reports = if cfg.tables {
-                build::run(&cfg.out, &args.report.options(), Some(outcome.analysed()))?
+                reports(&cfg.out, &args.report.options(), Some(outcome.analysed()))?
             } else {
                 build::ReportOutcome::default()
             };
@@ -372,7 +385,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 last_line: None,
             };
             let mut outcome = sockscope::capture::run(&cfg, &STOP, &mut view)?;
-            let reports = build::run(
+            let reports = reports(
                 &cfg.session.out,
                 &args.report.options(),
                 Some(outcome.analysed()),
@@ -408,7 +421,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
-            let reports = build::run(&args.dir, &args.report.options(), None)?;
+            let reports = reports(&args.dir, &args.report.options(), None)?;
             if !cli.quiet {
                 let summary = build::read_summary(&args.dir)?;
                 print_summary(&summary, &reports, &args.dir);

@@ -349,3 +349,31 @@ fn the_timeline_counts_a_last_packet_on_a_bin_edge() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(opened(&out), 1003);
 }
+
+/// A `--bin` far too fine for the capture is widened to at most 100,000
+/// bins, with a warning, instead of allocating one row per millisecond of
+/// a long capture; a zero width is refused.
+#[test]
+fn a_too_fine_bin_is_widened_and_a_zero_bin_refused() {
+    let out = scratch("reports-fine-bin").join("out");
+    let sample = sample("fanin-synthetic.pcap.gz");
+    analyze(&[&sample], &out, &["--no-charts"]);
+    let o = sockscope(&[
+        "report",
+        out.to_str().unwrap(),
+        "--no-charts",
+        "--bin",
+        "0.0001ms",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --bin 0.0000001s would make over 100000"),
+        "{stderr}"
+    );
+    let rows = csv(&out.join("timeline.csv"));
+    assert!(rows.len() <= 100_000 && rows.len() > 1000, "{}", rows.len());
+    let o = sockscope(&["report", out.to_str().unwrap(), "--bin", "0s"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be more than zero"));
+}

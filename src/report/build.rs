@@ -22,7 +22,7 @@ use super::{PendingFiles, charts, html};
 pub struct ReportOptions {
     /// Server ports shown in charts and timeline series.
     pub top: usize,
-    /// Timeline bin width; automatic (100–1000 bins) if `None`.
+    /// Timeline bin width; automatic (100 to about 1000 bins) if `None`.
     pub bin: Option<Nanos>,
     pub charts: bool,
 }
@@ -80,6 +80,8 @@ pub struct Analysed {
 pub struct ReportOutcome {
     pub top_ports: Vec<PortRow>,
     pub files: Vec<PathBuf>,
+    /// What the reports did other than asked (a `--bin` widened).
+    pub warnings: Vec<String>,
 }
 
 pub fn read_summary(dir: &Path) -> Result<Summary, ReportError> {
@@ -369,6 +371,16 @@ pub fn run(
     let (first, last) = summary.capture.bounds();
     let secs = summary.capture.duration_s;
     let bins = Bins::new(first, last, opts.bin);
+    let mut warnings = Vec::new();
+    if let Some(asked) = bins.widened_from {
+        let secs = |ns: Nanos| ns as f64 / 1e9;
+        warnings.push(format!(
+            "--bin {}s would make over {} timeline bins of this capture; they are {}s wide instead",
+            secs(asked),
+            timeline::MAX_BINS,
+            secs(bins.width)
+        ));
+    }
 
     // Two independent halves of about equal time: the clients table (as
     // many rows as client/server pairs), and ports, the timeline (whose
@@ -437,6 +449,7 @@ pub fn run(
     Ok(ReportOutcome {
         top_ports: top,
         files,
+        warnings,
     })
 }
 

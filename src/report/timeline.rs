@@ -49,30 +49,52 @@ const STEPS: &[Nanos] = &[
     7 * 86_400 * SEC,
 ];
 
+/// The most bins a requested `--bin` may give: a timeline row holds about
+/// 250 bytes in memory, and a finer width on a long capture (1 ms over a
+/// day: 86 M bins) would take gigabytes.
+pub const MAX_BINS: usize = 100_000;
+
 /// Time bins: `count` bins of `width` from `t0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bins {
     pub t0: Nanos,
     pub width: Nanos,
     pub count: usize,
+    /// The width asked for, if it would have given more than [`MAX_BINS`]
+    /// and `width` is the step used instead.
+    pub widened_from: Option<Nanos>,
 }
 
 impl Bins {
     /// Bins covering `[first, last]`: the given width, or the smallest step
-    /// giving at most 1000 bins (so a capture gets 100–1000 when it can).
+    /// that divides the span into fewer than 1000 (so a capture gets 100 to
+    /// about 1000 bins when it can); a given width that would make more
+    /// than [`MAX_BINS`] is widened to the smallest step that does not.
     pub fn new(first: Nanos, last: Nanos, width: Option<Nanos>) -> Bins {
         let span = last.saturating_sub(first).max(1);
-        let width = width.filter(|w| *w > 0).unwrap_or_else(|| {
+        let step = |parts: Nanos| {
             STEPS
                 .iter()
                 .copied()
-                .find(|w| span / w < 1000)
+                .find(|&w| span / w < parts)
                 .unwrap_or(STEPS[STEPS.len() - 1])
-        });
+        };
+        // A bin more than span / width, and one for the alignment of t0.
+        let most = MAX_BINS as Nanos - 1;
+        let (width, widened_from) = match width.filter(|w| *w > 0) {
+            Some(w) if span / w < most => (w, None),
+            Some(w) => (step(most).max(w), Some(w)),
+            None => (step(1000), None),
+        };
         // Saturating: timestamps may sit at the ends of the i64 range.
         let t0 = first.saturating_sub(first.rem_euclid(width));
         let count = (last.saturating_sub(t0) / width + 1).max(1) as usize;
-        Bins { t0, width, count }
+        Bins {
+            t0,
+            width,
+            count,
+            widened_from,
+        }
     }
 
     pub fn index(&self, ts: Nanos) -> usize {
@@ -199,6 +221,26 @@ mod tests {
         assert_eq!(short.width, MS);
         let fixed = Bins::new(0, 10 * SEC, Some(2 * SEC));
         assert_eq!((fixed.width, fixed.count), (2 * SEC, 6));
+        assert_eq!(fixed.widened_from, None);
+    }
+
+    /// A width too fine for the capture is widened to a step that gives at
+    /// most `MAX_BINS`, and says so; one just fine enough is kept.
+    #[test]
+    fn requested_bins_are_bounded() {
+        let day = Bins::new(42, 42 + 86_400 * SEC, Some(MS));
+        assert_eq!((day.width, day.widened_from), (SEC, Some(MS)));
+        assert!(day.count <= MAX_BINS, "{day:?}");
+        let edge = (MAX_BINS as Nanos - 2) * MS;
+        for first in [0, 1, MS - 1] {
+            let b = Bins::new(first, first + edge, Some(MS));
+            assert_eq!(b.widened_from, None);
+            assert!(b.count <= MAX_BINS, "{b:?}");
+        }
+        let past = Bins::new(0, edge + MS, Some(MS));
+        assert_eq!(past.widened_from, Some(MS));
+        let epoch_stray = Bins::new(0, 1_700_000_000 * SEC, Some(SEC));
+        assert!(epoch_stray.count <= MAX_BINS, "{epoch_stray:?}");
     }
 
     #[test]
