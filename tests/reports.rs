@@ -377,3 +377,28 @@ fn a_too_fine_bin_is_widened_and_a_zero_bin_refused() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be more than zero"));
 }
+
+/// A capture of one instant has no connection rate: the cell is empty (it
+/// was connections times a billion).
+#[test]
+fn a_capture_of_one_instant_has_no_connection_rate() {
+    let dir = scratch("reports-one-instant");
+    let pcap = dir.join("one.pcap");
+    let o = sockscope(&[
+        "generate",
+        "syn-flood",
+        "--packets",
+        "1",
+        "-q",
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("out");
+    analyze(&[&pcap], &out, &["--no-charts"]);
+    let ports = csv(&out.join("ports.csv"));
+    assert_eq!(
+        (ports.len(), ports[0]["connections_per_s"].as_str()),
+        (1, "")
+    );
+}

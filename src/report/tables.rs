@@ -833,8 +833,9 @@ pub fn fanin(conns: &Conns, by: Servers, capture_secs: f64) -> PolarsResult<Data
         column_of("served_clients", &clients, |c| c.served),
         column_of("peak_concurrent", &peak, |p| p.open),
         utc("peak_at", peak.iter().map(|p| p.open_at).collect()),
+        // A capture of one instant has no rate (it was a billion per second).
         column_of("connections_per_s", &sums, |s| {
-            s.connections as f64 / capture_secs.max(1e-9)
+            (capture_secs > 0.0).then(|| s.connections as f64 / capture_secs)
         }),
         column_of("bytes_to_server", &sums, |s| s.to_server),
         column_of("bytes_to_client", &sums, |s| s.to_client),
