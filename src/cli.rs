@@ -114,7 +114,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub clients: u32,
     /// Packets per second (floods, scan) or new connections per second (fan-in).
-    #[arg(long)]
+    #[arg(long, value_parser = rate)]
     pub rate: Option<f64>,
     /// Random seed: the same seed writes the same file.
     #[arg(long, default_value_t = 1)]
@@ -135,7 +135,7 @@ impl GenerateArgs {
             packets: self.packets.unwrap_or(packets),
             connections: self.connections,
             clients: self.clients,
-            rate: self.rate.filter(|r| *r > 0.0).unwrap_or(rate),
+            rate: self.rate.unwrap_or(rate),
             seed: self.seed,
             ..GenerateConfig::default()
         }
@@ -411,6 +411,14 @@ pub fn duration(s: &str) -> Result<Nanos, String> {
         return Err(format!("duration out of range: {s:?}"));
     }
     Ok(ns as Nanos)
+}
+
+/// A rate: a finite number above zero (per second).
+fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("not a rate above zero: {s:?}")),
+    }
 }
 
 /// A duration above zero: a bin or a capture of no time means nothing

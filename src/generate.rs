@@ -97,14 +97,24 @@ pub fn generate(cfg: &GenerateConfig) -> Result<Generated, GenerateError> {
     };
     let mut w = PcapWriter::create(&cfg.out).map_err(err)?;
     let mut rng = Rng(cfg.seed);
-    let gap = (SEC as f64 / cfg.rate.max(1e-3)) as Nanos;
+    // At least a nanosecond apart; a rate too low for the pcap time range
+    // fails at the first packet past it (see `PcapWriter::write`).
+    let gap = ((SEC as f64 / cfg.rate) as Nanos).max(1);
     let flows = match cfg.scenario {
         Scenario::SynFlood => flood(&mut w, &mut rng, cfg, gap, Proto::Tcp),
         Scenario::UdpFlood => flood(&mut w, &mut rng, cfg, gap, Proto::Udp),
         Scenario::PortScan => port_scan(&mut w, cfg, gap),
         Scenario::FanIn => fan_in(&mut w, &mut rng, cfg, gap),
-    }
-    .map_err(err)?;
+    };
+    let flows = match flows {
+        Ok(flows) => flows,
+        Err(e) => {
+            // Not a capture to be read as if whole.
+            drop(w);
+            let _ = std::fs::remove_file(&cfg.out);
+            return Err(err(e));
+        }
+    };
     let (packets, bytes) = (w.packets, w.bytes);
     w.finish().map_err(err)?;
     Ok(Generated {
@@ -139,7 +149,7 @@ fn flood(
 ) -> io::Result<u64> {
     let mut frame = Vec::with_capacity(128);
     for i in 0..cfg.packets {
-        let t = cfg.start + i as Nanos * gap;
+        let t = at(cfg.start, i, gap);
         let src = spoofed(rng);
         let sport = 1024 + (rng.next() % 64_512) as u16;
         frame.clear();
@@ -162,6 +172,12 @@ fn flood(
     Ok(cfg.packets)
 }
 
+/// The time of the `i`th packet `gap` apart from `start` (saturating: the
+/// writer refuses times past what pcap holds).
+fn at(start: Nanos, i: u64, gap: Nanos) -> Nanos {
+    start.saturating_add((i as Nanos).saturating_mul(gap))
+}
+
 /// Ports the scanned host listens on.
 const OPEN_PORTS: [u16; 3] = [22, 80, 443];
 
@@ -170,20 +186,20 @@ fn port_scan(w: &mut PcapWriter, cfg: &GenerateConfig, gap: Nanos) -> io::Result
     let mut frame = Vec::with_capacity(128);
     let scanner = (SCANNER, 40_000);
     for i in 0..ports {
-        let t = cfg.start + i as Nanos * gap;
+        let t = at(cfg.start, i, gap);
         let port = 1 + i as u16;
         let (isn, target) = (0x1000_0000 + i as u32, (SERVER, port));
         frame.clear();
         tcp(&mut frame, scanner, target, (isn, 0), SYN, &[]);
         w.write(t, &frame)?;
         frame.clear();
-        let reply = t + 200_000;
+        let reply = t.saturating_add(200_000);
         if OPEN_PORTS.contains(&port) {
             tcp(&mut frame, target, scanner, (7, isn + 1), SYN | ACK, &[]);
             w.write(reply, &frame)?;
             frame.clear();
             tcp(&mut frame, scanner, target, (isn + 1, 0), RST, &[]);
-            w.write(reply + 100_000, &frame)?;
+            w.write(reply.saturating_add(100_000), &frame)?;
         } else {
             tcp(&mut frame, target, scanner, (0, isn + 1), RST | ACK, &[]);
             w.write(reply, &frame)?;
@@ -226,66 +242,62 @@ impl Conn {
         w: &mut PcapWriter,
     ) -> io::Result<Option<Nanos>> {
         let (c, s) = (self.client, (SERVER, FANIN_PORT));
-        let (cs, ss) = (self.c_seq, self.s_seq);
+        // Sequence numbers wrap, as TCP's do.
+        let (c0, s0) = (self.c_seq, self.s_seq);
+        let cs = |n: usize| c0.wrapping_add(n as u32);
+        let ss = |n: usize| s0.wrapping_add(n as u32);
+        let (request, response) = (self.request, self.response);
         frame.clear();
         let step = self.step;
         self.step += 1;
         let half = self.rtt / 2;
         let next = match (self.fate, step) {
             (_, 0) => {
-                tcp(frame, c, s, (cs, 0), SYN, &[]);
+                tcp(frame, c, s, (cs(0), 0), SYN, &[]);
                 Some(half)
             }
             (Fate::Unanswered, 1) => {
-                tcp(frame, c, s, (cs, 0), SYN, &[]);
+                tcp(frame, c, s, (cs(0), 0), SYN, &[]);
                 None
             }
             (Fate::Refused, 1) => {
-                tcp(frame, s, c, (0, cs + 1), RST | ACK, &[]);
+                tcp(frame, s, c, (0, cs(1)), RST | ACK, &[]);
                 None
             }
             (_, 1) => {
-                tcp(frame, s, c, (ss, cs + 1), SYN | ACK, &[]);
+                tcp(frame, s, c, (ss(0), cs(1)), SYN | ACK, &[]);
                 Some(half)
             }
             (_, 2) => {
-                tcp(frame, c, s, (cs + 1, ss + 1), ACK, &[]);
+                tcp(frame, c, s, (cs(1), ss(1)), ACK, &[]);
                 Some(50_000)
             }
             (_, 3) => {
                 let body = vec![b'q'; self.request];
-                tcp(frame, c, s, (cs + 1, ss + 1), PSH | ACK, &body);
+                tcp(frame, c, s, (cs(1), ss(1)), PSH | ACK, &body);
                 Some(half + 2 * SEC / 1000)
             }
             (Fate::Reset, 4) => {
-                tcp(
-                    frame,
-                    s,
-                    c,
-                    (ss + 1, cs + 1 + self.request as u32),
-                    RST | ACK,
-                    &[],
-                );
+                tcp(frame, s, c, (ss(1), cs(1 + request)), RST | ACK, &[]);
                 None
             }
             (_, 4) => {
                 let body = vec![b'r'; self.response];
-                let ack = cs + 1 + self.request as u32;
-                tcp(frame, s, c, (ss + 1, ack), PSH | ACK, &body);
+                tcp(frame, s, c, (ss(1), cs(1 + request)), PSH | ACK, &body);
                 Some(half)
             }
             (_, 5) => {
-                let (seq, ack) = (cs + 1 + self.request as u32, ss + 1 + self.response as u32);
+                let (seq, ack) = (cs(1 + request), ss(1 + response));
                 tcp(frame, c, s, (seq, ack), FIN | ACK, &[]);
                 Some(half)
             }
             (_, 6) => {
-                let (seq, ack) = (ss + 1 + self.response as u32, cs + 2 + self.request as u32);
+                let (seq, ack) = (ss(1 + response), cs(2 + request));
                 tcp(frame, s, c, (seq, ack), FIN | ACK, &[]);
                 Some(half)
             }
             _ => {
-                let (seq, ack) = (cs + 2 + self.request as u32, ss + 2 + self.response as u32);
+                let (seq, ack) = (cs(2 + request), ss(2 + response));
                 tcp(frame, c, s, (seq, ack), ACK, &[]);
                 None
             }
@@ -293,11 +305,11 @@ impl Conn {
         w.write(t, frame)?;
         // The unanswered SYN is retransmitted after the usual 1 s.
         Ok(next.map(|d| {
-            if self.fate == Fate::Unanswered {
-                t + SEC
+            t.saturating_add(if self.fate == Fate::Unanswered {
+                SEC
             } else {
-                t + d
-            }
+                d
+            })
         }))
     }
 }
@@ -320,7 +332,7 @@ fn fan_in(w: &mut PcapWriter, rng: &mut Rng, cfg: &GenerateConfig, gap: Nanos) -
     for id in 0..cfg.connections {
         let phase = ((arrival - cfg.start) as f64 / (10 * SEC) as f64) * std::f64::consts::TAU;
         let rate = 1.0 + 0.8 * phase.sin();
-        arrival += (gap as f64 / rate * rng.exponential()) as Nanos;
+        arrival = arrival.saturating_add((gap as f64 / rate * rng.exponential()) as Nanos);
         // Everything due before this arrival goes out first.
         drain(&mut queue, &mut conns, arrival, &mut frame, w)?;
         let who = if rng.below(5) == 0 {
@@ -329,11 +341,7 @@ fn fan_in(w: &mut PcapWriter, rng: &mut Rng, cfg: &GenerateConfig, gap: Nanos) -
             rng.below(clients.len() as u64) as usize
         };
         let port = next_port[who];
-        next_port[who] = if port >= 32_768 + 199 && who == 0 {
-            32_768
-        } else {
-            port + 1
-        };
+        next_port[who] = next_ephemeral(port, who == 0);
         let fate = match rng.below(100) {
             0..=1 => Fate::Unanswered,
             2..=4 => Fate::Refused,
@@ -357,6 +365,13 @@ fn fan_in(w: &mut PcapWriter, rng: &mut Rng, cfg: &GenerateConfig, gap: Nanos) -
     }
     drain(&mut queue, &mut conns, Nanos::MAX, &mut frame, w)?;
     Ok(cfg.connections)
+}
+
+/// The port a client uses after `port`: the heavy client cycles 200
+/// ports, the others Linux's whole default range (32768 to 60999).
+fn next_ephemeral(port: u16, heavy: bool) -> u16 {
+    let top = if heavy { 32_768 + 199 } else { 60_999 };
+    if port >= top { 32_768 } else { port + 1 }
 }
 
 /// Write every packet due before `until`, in time order.
@@ -471,10 +486,20 @@ impl PcapWriter {
     }
 
     fn write(&mut self, ts: Nanos, frame: &[u8]) -> io::Result<()> {
+        let Ok(secs) = u32::try_from(ts.div_euclid(SEC)) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "packet {} would be at {} s, past what a pcap file holds (the year 2106): use a higher --rate or fewer packets",
+                    self.packets + 1,
+                    ts.div_euclid(SEC)
+                ),
+            ));
+        };
         let len = frame.len() as u32;
         let mut head = [0u8; 16];
-        head[..4].copy_from_slice(&((ts / SEC) as u32).to_le_bytes());
-        head[4..8].copy_from_slice(&((ts % SEC) as u32).to_le_bytes());
+        head[..4].copy_from_slice(&secs.to_le_bytes());
+        head[4..8].copy_from_slice(&(ts.rem_euclid(SEC) as u32).to_le_bytes());
         head[8..12].copy_from_slice(&len.to_le_bytes());
         head[12..].copy_from_slice(&len.to_le_bytes());
         self.out.write_all(&head)?;
@@ -600,5 +625,61 @@ mod tests {
         assert!(count(ConnState::S0) > 0);
         assert!(count(ConnState::RSTR) > 0);
         assert!(records.iter().all(|r| r.resp_port == FANIN_PORT));
+    }
+
+    #[test]
+    fn clients_cycle_their_ephemeral_ranges() {
+        assert_eq!(next_ephemeral(32_768, false), 32_769);
+        assert_eq!(next_ephemeral(60_999, false), 32_768);
+        assert_eq!(next_ephemeral(32_967, true), 32_768);
+        let mut port = 32_768;
+        for _ in 0..100_000 {
+            port = next_ephemeral(port, false);
+            assert!((32_768..=60_999).contains(&port));
+        }
+    }
+
+    /// Sequence numbers near 2^32 wrap as TCP's do (debug builds, where
+    /// these tests run, panic on an overflowing add).
+    #[test]
+    fn sequence_numbers_wrap() {
+        let out =
+            std::env::temp_dir().join(format!("sockscope-gen-wrap-{}.pcap", std::process::id()));
+        let mut w = PcapWriter::create(&out).unwrap();
+        let mut conn = Conn {
+            client: ([10, 1, 0, 1], 40_000),
+            fate: Fate::Served,
+            step: 0,
+            c_seq: u32::MAX,
+            s_seq: u32::MAX - 100,
+            request: 300,
+            response: 1300,
+            rtt: 1_000_000,
+        };
+        let (mut t, mut frame) = (SEC, Vec::new());
+        while let Some(next) = conn.next(t, &mut frame, &mut w).unwrap() {
+            t = next;
+        }
+        assert_eq!(w.packets, 8);
+        drop(w);
+        std::fs::remove_file(&out).unwrap();
+    }
+
+    /// A rate too low for the pcap time range fails at the first packet past
+    /// the year 2106, naming it, and leaves no partial file.
+    #[test]
+    fn times_past_the_pcap_range_are_refused() {
+        let out =
+            std::env::temp_dir().join(format!("sockscope-gen-late-{}.pcap", std::process::id()));
+        let cfg = GenerateConfig {
+            scenario: Scenario::SynFlood,
+            out: out.clone(),
+            packets: 1000,
+            rate: 1e-7,
+            ..GenerateConfig::default()
+        };
+        let e = generate(&cfg).unwrap_err().to_string();
+        assert!(e.contains("past what a pcap file holds"), "{e}");
+        assert!(!out.exists());
     }
 }
