@@ -198,3 +198,18 @@ fn bad_filter_expression() {
         "{err}"
     );
 }
+
+/// `report` on a directory without an analysis says so, and does not
+/// create a mistyped one.
+#[test]
+fn report_needs_an_analysed_directory() {
+    let missing = scratch("report-missing").join("typo");
+    let o = sockscope(&["report", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("typo: not a sockscope output (no summary.json)"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+}

@@ -350,6 +350,15 @@ pub fn run(
     opts: &ReportOptions,
     analysed: Option<Analysed>,
 ) -> Result<ReportOutcome, ReportError> {
+    if analysed.is_none() && !dir.join("summary.json").is_file() {
+        // Not made: a mistyped directory would be created empty.
+        return Err(ReportError::Data {
+            path: dir.to_path_buf(),
+            message:
+                "not a sockscope output (no summary.json): run `sockscope analyze` into it first"
+                    .into(),
+        });
+    }
     output::prepare_dir(dir, true)?;
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
