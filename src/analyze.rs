@@ -636,6 +636,10 @@ impl Session {
     pub fn start(cfg: SessionConfig, inputs: Vec<InputSummary>) -> Result<Session, AnalyzeError> {
         let bpf = cfg.filter.as_deref().map(Bpf::new).transpose()?;
         output::prepare_dir(&cfg.out, cfg.force)?;
+        if !cfg.tables {
+            output::remove_outputs(&cfg.out, output::TABLE_OUTPUTS)?;
+            output::remove_outputs(&cfg.out, output::CHART_OUTPUTS)?;
+        }
         // Offline runs keep the table columns for the reports; a live
         // capture may run for days, so its reports read them back instead.
         let keep = cfg.tables && cfg.mode == Mode::Atomic;

@@ -84,15 +84,21 @@ fn ports_csv_matches_the_generator_truth() {
     }
 }
 
-const CHARTS: [&str; 7] = [
-    "fanin.png",
-    "concurrency.png",
-    "lifecycles.png",
-    "states.png",
-    "durations.png",
-    "ephemeral.png",
-    "throughput.png",
-];
+/// The charts, as the library lists them for removal when a run skips them.
+fn charts() -> Vec<&'static str> {
+    let all = sockscope::report::output::CHART_OUTPUTS.iter().copied();
+    all.filter(|n| n.ends_with(".png")).collect()
+}
+
+/// The files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 fn png_size(path: &Path) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
@@ -114,13 +120,18 @@ fn png_size(path: &Path) -> (u32, u32) {
 fn charts_decode_at_the_expected_size_and_the_page_embeds_them() {
     let out = scratch("reports-charts");
     analyze(&[&data("zeek/wikipedia.pcap")], &out, &[]);
-    for chart in CHARTS {
+    let mut drawn: Vec<String> = listing(&out);
+    drawn.retain(|n| n.ends_with(".png"));
+    let mut want = charts();
+    want.sort();
+    assert_eq!(drawn, want);
+    for chart in charts() {
         assert_eq!(png_size(&out.join(chart)), (1200, 700), "{chart}");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(
         html.matches("src=\"data:image/png;base64,").count(),
-        CHARTS.len()
+        charts().len()
     );
     assert!(
         !html.contains("http://") && !html.contains("https://"),
@@ -190,7 +201,7 @@ fn shard_threads_and_report_rebuilds_give_identical_results() {
         assert_eq!(lines, sorted_lines(&three.join(file)), "{file}");
     }
     // The charts draw the same connections whatever order they arrived in.
-    for chart in CHARTS {
+    for chart in charts() {
         let read = |dir: &Path| std::fs::read(dir.join(chart)).unwrap();
         assert!(
             read(&one) == read(&three),
@@ -220,24 +231,27 @@ fn no_tables_writes_the_records_and_report_builds_the_rest_later() {
     let input = sample("http-fanin.pcap.gz");
     let (full, lean) = (dir.join("full"), dir.join("lean"));
     analyze(&[&input], &full, &["--no-charts"]);
+    // Over an earlier output with charts: none of them is left to look current.
+    analyze(&[&input], &lean, &[]);
     analyze(&[&input], &lean, &["--no-tables"]);
-    let mut names: Vec<String> = std::fs::read_dir(&lean)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "conn.log",
-            "connections.csv",
-            "connections.parquet",
-            "summary.json",
-            "traffic.parquet"
-        ]
-    );
+    let records = [
+        "conn.log",
+        "connections.csv",
+        "connections.parquet",
+        "summary.json",
+        "traffic.parquet",
+    ];
+    assert_eq!(listing(&lean), records);
+    let o = sockscope(&["report", lean.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = sockscope(&["report", lean.to_str().unwrap(), "--no-charts"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        listing(&lean)
+            .iter()
+            .all(|n| !charts().contains(&n.as_str()))
+    );
+    assert!(!lean.join("report.html").exists());
     for table in ["ports.csv", "endpoints.csv", "clients.csv", "timeline.csv"] {
         let read = |d: &Path| std::fs::read_to_string(d.join(table)).unwrap();
         assert!(read(&full) == read(&lean), "{table}");

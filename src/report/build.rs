@@ -360,6 +360,9 @@ pub fn run(
         });
     }
     output::prepare_dir(dir, true)?;
+    if !opts.charts {
+        output::remove_outputs(dir, output::CHART_OUTPUTS)?;
+    }
     let parquet = dir.join("connections.parquet");
     let err = data_err(&parquet);
     let (summary, traffic, conns, mut pending) = match analysed {

@@ -24,13 +24,20 @@ impl OutputError {
     }
 }
 
-/// Files every sockscope output directory may contain; a directory holding
-/// anything else is not ours to overwrite without `--force`.
+/// Files every sockscope output directory may contain besides the tables
+/// and charts; a directory holding anything else (or other PNGs) is not
+/// ours to overwrite without `--force`.
 pub const KNOWN_OUTPUTS: &[&str] = &[
     "conn.log",
     "connections.csv",
     "connections.parquet",
     "summary.json",
+    "traffic.parquet",
+    "capture.pcap",
+];
+
+/// The fan-in tables' files.
+pub const TABLE_OUTPUTS: &[&str] = &[
     "ports.csv",
     "ports.parquet",
     "endpoints.csv",
@@ -39,10 +46,29 @@ pub const KNOWN_OUTPUTS: &[&str] = &[
     "clients.parquet",
     "timeline.csv",
     "timeline.parquet",
-    "traffic.parquet",
-    "report.html",
-    "capture.pcap",
 ];
+
+/// The charts (as `charts` names them) and the page that shows them.
+pub const CHART_OUTPUTS: &[&str] = &[
+    "fanin.png",
+    "concurrency.png",
+    "lifecycles.png",
+    "states.png",
+    "durations.png",
+    "ephemeral.png",
+    "throughput.png",
+    "report.html",
+];
+
+/// Remove `names` from `dir` where present: outputs a run does not write
+/// again would otherwise sit beside the new ones, from another capture or
+/// other options, looking current.
+pub fn remove_outputs(dir: &Path, names: &[&str]) -> Result<(), OutputError> {
+    for name in names {
+        unlink(&dir.join(name))?;
+    }
+    Ok(())
+}
 
 /// Create `dir` (and parents), refusing a non-empty directory that is not a
 /// previous sockscope output unless `force`.
@@ -56,7 +82,9 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), OutputError> {
         let entry = entry.map_err(|e| OutputError::new(dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let ours = KNOWN_OUTPUTS.contains(&name.as_ref())
+        let ours = [KNOWN_OUTPUTS, TABLE_OUTPUTS, CHART_OUTPUTS]
+            .iter()
+            .any(|names| names.contains(&name.as_ref()))
             || (name.starts_with('.') && name.ends_with(".tmp"))
             || (name.ends_with(".png"));
         if !ours {
@@ -144,11 +172,16 @@ impl OutFile {
 /// allocate and start writing the new file's blocks inside the rename,
 /// 15 ms for conn.log, paid by every `--force` re-run.
 pub fn put_in_place(tmp: &Path, path: &Path) -> Result<(), OutputError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(OutputError::new(path, e)),
-        _ => {}
-    }
+    unlink(path)?;
     fs::rename(tmp, path).map_err(|e| OutputError::new(path, e))
+}
+
+/// Remove `path` if it is there.
+fn unlink(path: &Path) -> Result<(), OutputError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(OutputError::new(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Raw bytes for writers that take an `io::Write` (the Parquet files); their
