@@ -431,13 +431,14 @@ struct Shards {
 
 impl Shards {
     fn start(n: usize, flow: &FlowConfig, writing: &Arc<Writing>) -> Shards {
-        let mut share = flow.clone();
-        share.max_flows = flow.max_flows.div_ceil(n).max(1);
         let (mut txs, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (back, spares) = channel();
-        for _ in 0..n {
+        for i in 0..n {
             let (tx, rx) = sync_channel::<ShardBatch>(SHARD_QUEUE);
-            let mut tracker = Tracker::new(share.clone(), writing.clone());
+            // Shares that add up to the bound (at least one each).
+            let mut share = flow.clone();
+            share.max_flows = (flow.max_flows / n + usize::from(i < flow.max_flows % n)).max(1);
+            let mut tracker = Tracker::new(share, writing.clone());
             let writing = writing.clone();
             let back = back.clone();
             threads.push(std::thread::spawn(move || {

@@ -416,3 +416,39 @@ fn a_capture_of_one_instant_has_no_connection_rate() {
         (1, "")
     );
 }
+
+/// `--max-flows` over several tracking threads: their shares add up to the
+/// bound, so the table never holds more (with three threads each used to
+/// get a third rounded up: 102 of 100).
+#[test]
+fn shards_share_the_flow_bound_exactly() {
+    let dir = scratch("reports-shard-bound");
+    let pcap = dir.join("flood.pcap");
+    let o = sockscope(&[
+        "generate",
+        "syn-flood",
+        "--packets",
+        "2000",
+        "-q",
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("out");
+    analyze(
+        &[&pcap],
+        &out,
+        &["--no-tables", "--threads", "4", "--max-flows", "100"],
+    );
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let field = |name: &str| -> u64 {
+        let at = summary.find(&format!("\"{name}\": ")).unwrap() + name.len() + 4;
+        let digits: String = summary[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    assert_eq!(field("peak_flows"), 100);
+    assert_eq!(field("evicted"), 1900);
+}
