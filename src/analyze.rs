@@ -710,11 +710,7 @@ impl Session {
 
     /// Record damage in an input; its earlier packets were already used.
     pub fn damaged(&mut self, e: &SourceError) {
-        if let Some(input) = self
-            .inputs
-            .iter_mut()
-            .find(|i| e.path.as_os_str() == i.path.as_str())
-        {
+        if let Some(input) = self.inputs.get_mut(e.input) {
             input.damage = Some(e.kind.to_string());
         }
         self.warnings.push(e.to_string());

@@ -366,3 +366,31 @@ fn fuzz_found_captures_run_to_a_result() {
         assert!(r.out.join("report.html").exists(), "{name}");
     }
 }
+
+/// Damage is recorded on the input it happened in, by position: the same
+/// file named twice is damaged twice (matched by its path text, both
+/// warnings landed on the first).
+#[test]
+fn damage_is_recorded_on_each_input_that_has_it() {
+    let whole = pcap(65535, &two_sessions());
+    let first = pcap(65535, &session(T0)).len();
+    let dir = scratch("dmg-twice");
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &whole[..first + 9]).unwrap();
+    let out = dir.join("out");
+    let o = sockscope(&[
+        "analyze",
+        "--quiet",
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+        cut.to_str().unwrap(),
+        cut.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let s = summary(&out);
+    for input in s["inputs"].as_array().unwrap() {
+        let damage = input["damage"].as_str().unwrap_or_default();
+        assert!(damage.starts_with("truncated at packet 7"), "{input}");
+    }
+}

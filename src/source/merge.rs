@@ -38,6 +38,7 @@ impl Slot {
                 self.live = false;
                 Err(SourceError {
                     path: self.path.clone(),
+                    input: self.reader.index(),
                     kind,
                 })
             }

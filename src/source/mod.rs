@@ -85,6 +85,8 @@ impl ReadError {
 #[error("{}: {kind}", path.display())]
 pub struct SourceError {
     pub path: PathBuf,
+    /// Which input (in command-line order): paths may repeat or not be text.
+    pub input: usize,
     #[source]
     pub kind: ReadError,
 }
@@ -159,9 +161,15 @@ impl CaptureReader {
         CaptureReader::from_input(input, index).map_err(|kind| {
             OpenOrRead::Read(SourceError {
                 path: path.to_path_buf(),
+                input: index,
                 kind,
             })
         })
+    }
+
+    /// The input's index, as given to [`CaptureReader::open`].
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Start reading a capture from an already opened input.
