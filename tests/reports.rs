@@ -452,3 +452,32 @@ fn shards_share_the_flow_bound_exactly() {
     assert_eq!(field("peak_flows"), 100);
     assert_eq!(field("evicted"), 1900);
 }
+
+/// The timeline's `packets` per 1 ms bin equal a direct count of the
+/// capture's packets by bin: traffic is counted in slots on whole
+/// milliseconds (from the first packet, every slot straddled a bin edge and
+/// counted its packets in the earlier bin).
+#[test]
+fn timeline_packets_per_bin_equal_a_direct_count() {
+    let input = sample("http-fanin.pcap.gz");
+    let out = scratch("reports-packets-per-bin").join("out");
+    analyze(&[&input], &out, &["--no-charts", "--bin", "1ms"]);
+    let mut reader = sockscope::source::CaptureReader::open(&input, 0).unwrap();
+    let mut times = Vec::new();
+    while reader.advance().unwrap() {
+        times.push(reader.current().unwrap().ts);
+    }
+    let ms = 1_000_000;
+    let t0 = times[0] - times[0].rem_euclid(ms);
+    let mut want = vec![0u64; ((times[times.len() - 1] - t0) / ms + 1) as usize];
+    for t in &times {
+        want[((t - t0) / ms) as usize] += 1;
+    }
+    let got: Vec<u64> = csv(&out.join("timeline.csv"))
+        .iter()
+        .map(|r| r["packets"].parse().unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    assert_eq!(wrong, 0, "{wrong} of {} bins differ", want.len());
+}

@@ -135,6 +135,42 @@ impl Dense {
     }
 }
 
+/// The bins a traffic slot `[start, start + len)` overlaps, each with its
+/// share of `counts` in proportion to the overlap: a slot coarsened on a
+/// long capture can straddle a bin edge, and all of it in the bin it
+/// started in moved counts a bin early. Shares are cut from running totals,
+/// so they add up to `counts` exactly; time outside the bins counts in the
+/// nearest one.
+fn spread(
+    bins: &Bins,
+    start: Nanos,
+    len: Nanos,
+    counts: [u64; 3],
+) -> impl Iterator<Item = (usize, [u64; 3])> + '_ {
+    let last_bin = bins.count - 1;
+    let first = bins.index(start).min(last_bin);
+    let last = bins.index(start.saturating_add(len - 1)).min(last_bin);
+    let mut given = [0u64; 3];
+    (first..=last).map(move |i| {
+        // Time of the slot up to this bin's end (all of it in the last).
+        let upto = if i == last {
+            len
+        } else {
+            let end = bins
+                .t0
+                .saturating_add((i as Nanos + 1).saturating_mul(bins.width));
+            end.saturating_sub(start).clamp(0, len)
+        };
+        let mut shares = [0u64; 3];
+        for ((share, given), count) in shares.iter_mut().zip(&mut given).zip(counts) {
+            let total = (u128::from(count) * upto as u128 / len as u128) as u64;
+            *share = total - *given;
+            *given = total;
+        }
+        (i, shares)
+    })
+}
+
 /// Build the timeline frame. `top` lists (proto, port) series to include.
 pub fn timeline(
     conns: &Conns,
@@ -188,11 +224,18 @@ pub fn timeline(
     let mut packets = vec![0u64; n];
     let mut to_server = vec![0u64; n];
     let mut to_client = vec![0u64; n];
-    for (ts, s) in traffic.slots() {
-        let i = bins.index(ts).min(n - 1);
-        packets[i] += s.packets_to_server + s.packets_to_client;
-        to_server[i] += s.bytes_to_server;
-        to_client[i] += s.bytes_to_client;
+    let res = traffic.resolution();
+    for (start, s) in traffic.slots() {
+        let counts = [
+            s.packets_to_server + s.packets_to_client,
+            s.bytes_to_server,
+            s.bytes_to_client,
+        ];
+        for (i, shares) in spread(bins, start, res, counts) {
+            packets[i] += shares[0];
+            to_server[i] += shares[1];
+            to_client[i] += shares[2];
+        }
     }
     columns.push(Column::new("packets".into(), packets));
     columns.push(Column::new("ip_bytes_to_server".into(), to_server));
@@ -241,6 +284,24 @@ mod tests {
         assert_eq!(past.widened_from, Some(MS));
         let epoch_stray = Bins::new(0, 1_700_000_000 * SEC, Some(SEC));
         assert!(epoch_stray.count <= MAX_BINS, "{epoch_stray:?}");
+    }
+
+    /// A slot inside one bin goes to it whole; one across bin edges is
+    /// shared by overlap, and the shares add up.
+    #[test]
+    fn slots_are_spread_over_the_bins_they_overlap() {
+        let bins = Bins::new(0, 100 * MS, Some(10 * MS));
+        let inside: Vec<_> = spread(&bins, 20 * MS, 2 * MS, [7, 700, 70]).collect();
+        assert_eq!(inside, [(2, [7, 700, 70])]);
+        // 16 ms from 8 ms: 2 ms in bin 0, 10 in bin 1, 4 in bin 2.
+        let across: Vec<_> = spread(&bins, 8 * MS, 16 * MS, [16, 1600, 3]).collect();
+        assert_eq!(
+            across,
+            [(0, [2, 200, 0]), (1, [10, 1000, 2]), (2, [4, 400, 1])]
+        );
+        // Past the last bin (11 bins, to 110 ms): counted in it.
+        let late: Vec<_> = spread(&bins, 95 * MS, 20 * MS, [4, 4, 4]).collect();
+        assert_eq!(late, [(9, [1, 1, 1]), (10, [3, 3, 3])]);
     }
 
     #[test]

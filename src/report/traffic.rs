@@ -67,6 +67,14 @@ impl Default for Traffic {
     }
 }
 
+/// The slot edge at or before `ts`: slots start on whole milliseconds, as
+/// the timeline's bins do, so a bin of whole slots counts exactly the
+/// packets in it (a slot starting at the first packet straddled every
+/// bin edge).
+fn on_grid(ts: Nanos) -> Nanos {
+    ts.saturating_sub(ts.rem_euclid(START_RESOLUTION))
+}
+
 impl Traffic {
     /// Count one packet of `ip_bytes` at `ts`, sent by the originator or not.
     #[inline]
@@ -90,7 +98,7 @@ impl Traffic {
     /// The slot `ts` falls in, made if needed (coarsening to stay within
     /// `MAX_SLOTS`), and remembered for the next packet.
     fn slot_of(&mut self, ts: Nanos) -> usize {
-        let origin = *self.origin.get_or_insert(ts);
+        let origin = *self.origin.get_or_insert(on_grid(ts));
         let mut i = (ts.saturating_sub(origin) / self.resolution).max(0) as usize;
         while i >= MAX_SLOTS {
             self.coarsen();
@@ -107,7 +115,7 @@ impl Traffic {
 
     /// Count from `ts` (the capture's first packet) unless counting started.
     pub fn start(&mut self, ts: Nanos) {
-        self.origin.get_or_insert(ts);
+        self.origin.get_or_insert(on_grid(ts));
     }
 
     /// Add the counts of `other`, which started at the same time.
