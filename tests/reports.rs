@@ -90,6 +90,16 @@ fn charts() -> Vec<&'static str> {
     all.filter(|n| n.ends_with(".png")).collect()
 }
 
+/// A SYN flood from `sockscope generate` with `args` (`--packets`, ...).
+fn syn_flood(dir: &Path, args: &[&str]) -> PathBuf {
+    let pcap = dir.join("flood.pcap");
+    let mut all = vec!["generate", "syn-flood", "-q", "-o", pcap.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = sockscope(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    pcap
+}
+
 /// The files in `dir`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -265,10 +275,7 @@ fn no_tables_writes_the_records_and_report_builds_the_rest_later() {
 #[test]
 fn tables_past_a_chunk_of_connections_agree_with_the_records() {
     let dir = scratch("reports-spilled");
-    let pcap = dir.join("flood.pcap");
-    let flood = ["generate", "syn-flood", "--packets", "135000", "-q", "-o"];
-    let o = sockscope(&[&flood[..], &[pcap.to_str().unwrap()]].concat());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = syn_flood(&dir, &["--packets", "135000"]);
     let out = dir.join("out");
     analyze(&[&pcap], &out, &["--no-charts"]);
 
@@ -332,17 +339,7 @@ fn tables_past_a_chunk_of_connections_agree_with_the_records() {
 #[test]
 fn the_timeline_counts_a_last_packet_on_a_bin_edge() {
     let dir = scratch("reports-last-bin");
-    let pcap = dir.join("flood.pcap");
-    let flood = [
-        "generate",
-        "syn-flood",
-        "--packets",
-        "1003",
-        "--rate",
-        "1000",
-    ];
-    let o = sockscope(&[&flood[..], &["-q", "-o", pcap.to_str().unwrap()]].concat());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = syn_flood(&dir, &["--packets", "1003", "--rate", "1000"]);
     let out = dir.join("out");
     analyze(&[&pcap], &out, &["--no-charts", "--bin", "2ms"]);
     let opened = |out: &Path| -> u64 {
@@ -397,17 +394,7 @@ fn a_too_fine_bin_is_widened_and_a_zero_bin_refused() {
 #[test]
 fn a_capture_of_one_instant_has_no_connection_rate() {
     let dir = scratch("reports-one-instant");
-    let pcap = dir.join("one.pcap");
-    let o = sockscope(&[
-        "generate",
-        "syn-flood",
-        "--packets",
-        "1",
-        "-q",
-        "-o",
-        pcap.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = syn_flood(&dir, &["--packets", "1"]);
     let out = dir.join("out");
     analyze(&[&pcap], &out, &["--no-charts"]);
     let ports = csv(&out.join("ports.csv"));
@@ -423,34 +410,17 @@ fn a_capture_of_one_instant_has_no_connection_rate() {
 #[test]
 fn shards_share_the_flow_bound_exactly() {
     let dir = scratch("reports-shard-bound");
-    let pcap = dir.join("flood.pcap");
-    let o = sockscope(&[
-        "generate",
-        "syn-flood",
-        "--packets",
-        "2000",
-        "-q",
-        "-o",
-        pcap.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pcap = syn_flood(&dir, &["--packets", "2000"]);
     let out = dir.join("out");
     analyze(
         &[&pcap],
         &out,
         &["--no-tables", "--threads", "4", "--max-flows", "100"],
     );
-    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let field = |name: &str| -> u64 {
-        let at = summary.find(&format!("\"{name}\": ")).unwrap() + name.len() + 4;
-        let digits: String = summary[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().unwrap()
-    };
-    assert_eq!(field("peak_flows"), 100);
-    assert_eq!(field("evicted"), 1900);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["flow_table"]["peak_flows"], 100);
+    assert_eq!(summary["flow_table"]["evicted"], 1900);
 }
 
 /// The timeline's `packets` per 1 ms bin equal a direct count of the
