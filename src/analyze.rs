@@ -431,13 +431,15 @@ struct Shards {
 
 impl Shards {
     fn start(n: usize, flow: &FlowConfig, writing: &Arc<Writing>) -> Shards {
+        // No more threads than flows: each holds at least one.
+        let n = n.min(flow.max_flows).max(1);
         let (mut txs, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (back, spares) = channel();
         for i in 0..n {
             let (tx, rx) = sync_channel::<ShardBatch>(SHARD_QUEUE);
-            // Shares that add up to the bound (at least one each).
+            // Shares that add up to the bound.
             let mut share = flow.clone();
-            share.max_flows = (flow.max_flows / n + usize::from(i < flow.max_flows % n)).max(1);
+            share.max_flows = flow.max_flows / n + usize::from(i < flow.max_flows % n);
             let mut tracker = Tracker::new(share, writing.clone());
             let writing = writing.clone();
             let back = back.clone();
@@ -636,8 +638,8 @@ pub struct Session {
 impl Session {
     pub fn start(cfg: SessionConfig, inputs: Vec<InputSummary>) -> Result<Session, AnalyzeError> {
         let bpf = cfg.filter.as_deref().map(Bpf::new).transpose()?;
-        output::prepare_dir(&cfg.out, cfg.force)?;
-        if !cfg.tables {
+        let ours = output::prepare_dir(&cfg.out, cfg.force)?;
+        if ours && !cfg.tables {
             output::remove_outputs(&cfg.out, output::TABLE_OUTPUTS)?;
             output::remove_outputs(&cfg.out, output::CHART_OUTPUTS)?;
         }

@@ -109,9 +109,12 @@ pub fn generate(cfg: &GenerateConfig) -> Result<Generated, GenerateError> {
     let flows = match flows {
         Ok(flows) => flows,
         Err(e) => {
-            // Not a capture to be read as if whole.
+            // Not a capture to be read as if whole; but never a device or
+            // pipe `-o` named (`/dev/null`).
             drop(w);
-            let _ = std::fs::remove_file(&cfg.out);
+            if std::fs::symlink_metadata(&cfg.out).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(&cfg.out);
+            }
             return Err(err(e));
         }
     };
@@ -490,7 +493,7 @@ impl PcapWriter {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "packet {} would be at {} s, past what a pcap file holds (the year 2106): use a higher --rate or fewer packets",
+                    "packet {} would be at {} s, past what a pcap file holds (the year 2106): use a higher --rate, or fewer --packets or --connections",
                     self.packets + 1,
                     ts.div_euclid(SEC)
                 ),

@@ -270,7 +270,7 @@ fn print_sockets(view: &sockscope::sockets::SocketsView, port: Option<u16>) -> s
 }
 
 /// Build the tables and charts, and say where they differ from what was asked.
-fn reports(
+fn build_reports(
     dir: &std::path::Path,
     opts: &build::ReportOptions,
     analysed: Option<build::Analysed>,
@@ -291,7 +291,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("sockscope: warning: {w}");
             }
             let reports = if cfg.tables {
-                reports(&cfg.out, &args.report.options(), Some(outcome.analysed()))?
+                build_reports(&cfg.out, &args.report.options(), Some(outcome.analysed()))?
             } else {
                 build::ReportOutcome::default()
             };
@@ -385,7 +385,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 last_line: None,
             };
             let mut outcome = sockscope::capture::run(&cfg, &STOP, &mut view)?;
-            let reports = reports(
+            let reports = build_reports(
                 &cfg.session.out,
                 &args.report.options(),
                 Some(outcome.analysed()),
@@ -421,7 +421,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
-            let reports = reports(&args.dir, &args.report.options(), None)?;
+            let reports = build_reports(&args.dir, &args.report.options(), None)?;
             if !cli.quiet {
                 let summary = build::read_summary(&args.dir)?;
                 print_summary(&summary, &reports, &args.dir);

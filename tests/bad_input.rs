@@ -155,6 +155,34 @@ fn refuses_a_foreign_non_empty_directory() {
     );
 }
 
+/// With `--force` into a foreign directory, files that a run does not
+/// write are left alone, even those named like sockscope's tables.
+#[test]
+fn force_into_a_foreign_directory_removes_nothing_it_did_not_write() {
+    let dir = scratch("force-foreign-dir");
+    let theirs = ["thesis.tex", "report.html", "ports.csv"];
+    for name in theirs {
+        std::fs::write(dir.join(name), b"precious").unwrap();
+    }
+    let o = sockscope(&[
+        "analyze",
+        "--quiet",
+        "--force",
+        "--no-tables",
+        "--out",
+        dir.to_str().unwrap(),
+        data("zeek/dhcp.pcap").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in theirs {
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            b"precious",
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn rewrites_its_own_previous_output_without_force() {
     let dir = scratch("rerun-own-output");

@@ -389,7 +389,9 @@ fn damage_is_recorded_on_each_input_that_has_it() {
     ]);
     assert_eq!(o.status.code(), Some(3));
     let s = summary(&out);
-    for input in s["inputs"].as_array().unwrap() {
+    let inputs = s["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2);
+    for input in inputs {
         let damage = input["damage"].as_str().unwrap_or_default();
         assert!(damage.starts_with("truncated at packet 7"), "{input}");
     }

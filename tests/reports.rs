@@ -421,6 +421,15 @@ fn shards_share_the_flow_bound_exactly() {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["flow_table"]["peak_flows"], 100);
     assert_eq!(summary["flow_table"]["evicted"], 1900);
+    // Fewer flows than threads: one thread per flow at most.
+    analyze(
+        &[&pcap],
+        &out,
+        &["--no-tables", "--threads", "8", "--max-flows", "2"],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["flow_table"]["peak_flows"], 2);
 }
 
 /// The timeline's `packets` per 1 ms bin equal a direct count of the

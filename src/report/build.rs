@@ -359,8 +359,8 @@ pub fn run(
                     .into(),
         });
     }
-    output::prepare_dir(dir, true)?;
-    if !opts.charts {
+    let ours = output::prepare_dir(dir, true)?;
+    if ours && !opts.charts {
         output::remove_outputs(dir, output::CHART_OUTPUTS)?;
     }
     let parquet = dir.join("connections.parquet");

@@ -62,7 +62,8 @@ pub const CHART_OUTPUTS: &[&str] = &[
 
 /// Remove `names` from `dir` where present: outputs a run does not write
 /// again would otherwise sit beside the new ones, from another capture or
-/// other options, looking current.
+/// other options, looking current. Only for a directory [`prepare_dir`]
+/// found to be ours.
 pub fn remove_outputs(dir: &Path, names: &[&str]) -> Result<(), OutputError> {
     for name in names {
         unlink(&dir.join(name))?;
@@ -71,12 +72,12 @@ pub fn remove_outputs(dir: &Path, names: &[&str]) -> Result<(), OutputError> {
 }
 
 /// Create `dir` (and parents), refusing a non-empty directory that is not a
-/// previous sockscope output unless `force`.
-pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), OutputError> {
+/// previous sockscope output unless `force`. Returns whether it holds only
+/// sockscope outputs (or nothing): only then may a run remove what it does
+/// not write again ([`remove_outputs`]), since with `--force` a foreign
+/// directory's `report.html` is somebody else's.
+pub fn prepare_dir(dir: &Path, force: bool) -> Result<bool, OutputError> {
     fs::create_dir_all(dir).map_err(|e| OutputError::new(dir, e))?;
-    if force {
-        return Ok(());
-    }
     let entries = fs::read_dir(dir).map_err(|e| OutputError::new(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| OutputError::new(dir, e))?;
@@ -88,6 +89,9 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), OutputError> {
             || (name.starts_with('.') && name.ends_with(".tmp"))
             || (name.ends_with(".png"));
         if !ours {
+            if force {
+                return Ok(false);
+            }
             return Err(OutputError::new(
                 dir,
                 io::Error::new(
@@ -99,7 +103,7 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<(), OutputError> {
             ));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// How a record file reaches its final name.

@@ -72,23 +72,19 @@ impl Bins {
     /// than [`MAX_BINS`] is widened to the smallest step that does not.
     pub fn new(first: Nanos, last: Nanos, width: Option<Nanos>) -> Bins {
         let span = last.saturating_sub(first).max(1);
-        let step = |parts: Nanos| {
-            STEPS
-                .iter()
-                .copied()
-                .find(|&w| span / w < parts)
-                .unwrap_or(STEPS[STEPS.len() - 1])
-        };
-        // A bin more than span / width, and one for the alignment of t0.
-        let most = MAX_BINS as Nanos - 1;
-        let (width, widened_from) = match width.filter(|w| *w > 0) {
-            Some(w) if span / w < most => (w, None),
-            Some(w) => (step(most).max(w), Some(w)),
-            None => (step(1000), None),
-        };
         // Saturating: timestamps may sit at the ends of the i64 range.
-        let t0 = first.saturating_sub(first.rem_euclid(width));
-        let count = (last.saturating_sub(t0) / width + 1).max(1) as usize;
+        let t0 = |w: Nanos| first.saturating_sub(first.rem_euclid(w));
+        let count = |w: Nanos| (last.saturating_sub(t0(w)) / w + 1).max(1) as usize;
+        let step = |fits: &dyn Fn(Nanos) -> bool| {
+            let mut steps = STEPS.iter().copied();
+            steps.find(|&w| fits(w)).unwrap_or(STEPS[STEPS.len() - 1])
+        };
+        let (width, widened_from) = match width.filter(|w| *w > 0) {
+            Some(w) if count(w) <= MAX_BINS => (w, None),
+            Some(w) => (step(&|s| count(s) <= MAX_BINS), Some(w)),
+            None => (step(&|s| span / s < 1000), None),
+        };
+        let (t0, count) = (t0(width), count(width));
         Bins {
             t0,
             width,
@@ -274,11 +270,11 @@ mod tests {
         let day = Bins::new(42, 42 + 86_400 * SEC, Some(MS));
         assert_eq!((day.width, day.widened_from), (SEC, Some(MS)));
         assert!(day.count <= MAX_BINS, "{day:?}");
-        let edge = (MAX_BINS as Nanos - 2) * MS;
+        // 100,000 bins exactly are kept, one more is not.
+        let edge = (MAX_BINS as Nanos - 1) * MS;
         for first in [0, 1, MS - 1] {
-            let b = Bins::new(first, first + edge, Some(MS));
-            assert_eq!(b.widened_from, None);
-            assert!(b.count <= MAX_BINS, "{b:?}");
+            let b = Bins::new(first, first + edge - first % MS, Some(MS));
+            assert_eq!((b.count, b.widened_from), (MAX_BINS, None));
         }
         let past = Bins::new(0, edge + MS, Some(MS));
         assert_eq!(past.widened_from, Some(MS));
