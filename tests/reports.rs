@@ -412,24 +412,26 @@ fn shards_share_the_flow_bound_exactly() {
     let dir = scratch("reports-shard-bound");
     let pcap = syn_flood(&dir, &["--packets", "2000"]);
     let out = dir.join("out");
-    analyze(
-        &[&pcap],
-        &out,
-        &["--no-tables", "--threads", "4", "--max-flows", "100"],
+    // summary.json's flow_table after a run with `threads` and `max_flows`.
+    let table = |threads: &str, max_flows: &str| -> serde_json::Value {
+        let args = [
+            "--no-tables",
+            "--threads",
+            threads,
+            "--max-flows",
+            max_flows,
+        ];
+        analyze(&[&pcap], &out, &args);
+        let summary = std::fs::read(out.join("summary.json")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&summary).unwrap()["flow_table"].clone()
+    };
+    let t = table("4", "100");
+    assert_eq!(
+        (&t["peak_flows"], &t["evicted"]),
+        (&100.into(), &1900.into())
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["flow_table"]["peak_flows"], 100);
-    assert_eq!(summary["flow_table"]["evicted"], 1900);
     // Fewer flows than threads: one thread per flow at most.
-    analyze(
-        &[&pcap],
-        &out,
-        &["--no-tables", "--threads", "8", "--max-flows", "2"],
-    );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["flow_table"]["peak_flows"], 2);
+    assert_eq!(table("8", "2")["peak_flows"], 2);
 }
 
 /// The timeline's `packets` per 1 ms bin equal a direct count of the
