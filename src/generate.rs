@@ -276,7 +276,7 @@ impl Conn {
                 Some(50_000)
             }
             (_, 3) => {
-                let body = vec![b'q'; self.request];
+                let body = vec![b'q'; request];
                 tcp(frame, c, s, (cs(1), ss(1)), PSH | ACK, &body);
                 Some(half + 2 * SEC / 1000)
             }
@@ -285,7 +285,7 @@ impl Conn {
                 None
             }
             (_, 4) => {
-                let body = vec![b'r'; self.response];
+                let body = vec![b'r'; response];
                 tcp(frame, s, c, (ss(1), cs(1 + request)), PSH | ACK, &body);
                 Some(half)
             }

@@ -312,17 +312,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             if let (Some(at), Some((first, last))) = (view.at, view.span) {
                 use sockscope::report::text::iso8601;
-                if at < first {
+                let outside = if at < first {
+                    Some(("before", "first", first))
+                } else {
+                    (at > last).then_some(("after", "last", last))
+                };
+                if let Some((side, which, edge)) = outside {
                     eprintln!(
-                        "sockscope: warning: {} is before the capture's first packet ({})",
+                        "sockscope: warning: {} is {side} the capture's {which} packet ({})",
                         iso8601(at),
-                        iso8601(first)
-                    );
-                } else if at > last {
-                    eprintln!(
-                        "sockscope: warning: {} is after the capture's last packet ({})",
-                        iso8601(at),
-                        iso8601(last)
+                        iso8601(edge)
                     );
                 }
             }

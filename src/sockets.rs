@@ -235,28 +235,24 @@ fn parse_iso(s: &str) -> Option<Nanos> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.splitn(3, ':').map(number);
     let (h, mi, sec) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if !(1..=12).contains(&m) || !(1..=month_days).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant); years beyond Nanos's range fail
     // in `seconds`.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
+    let yc = if m <= 2 { y - 1 } else { y };
+    let era = yc.div_euclid(400);
+    let yoe = yc - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era.checked_mul(146_097)?.checked_add(doe - 719_468)?;
-    let secs = days
-        .checked_mul(86_400)?
-        .checked_add(h * 3600 + mi * 60 + sec)?;
-    seconds(secs, frac)
+    let midnight = seconds(days.checked_mul(86_400)?, "")?;
+    // A day past its month's end (2023-02-30) lands in the next month.
+    let (cy, cm, cd, ..) = crate::report::text::civil(midnight);
+    if (cy, i64::from(cm), i64::from(cd)) != (y, m, day) {
+        return None;
+    }
+    seconds(days * 86_400 + h * 3600 + mi * 60 + sec, frac)
 }
 
 #[cfg(test)]

@@ -45,10 +45,7 @@ fn socket_counts_equal_the_concurrency_series() {
                 pcap.to_str().unwrap(),
             ]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let text = String::from_utf8_lossy(&o.stdout);
-            let last = text.lines().last().unwrap();
-            let got: usize = last.split_whitespace().next().unwrap().parse().unwrap();
-            assert_eq!(got, want, "{name} at {at}: {last}");
+            assert_eq!(listed(&o), want, "{name} at {at}");
             compared += 1;
             nonzero += usize::from(want > 0);
         }
@@ -57,6 +54,16 @@ fn socket_counts_equal_the_concurrency_series() {
         compared >= 12 && nonzero >= 6,
         "compared {compared}, nonzero {nonzero}"
     );
+}
+
+/// The count `sockets` ends its listing with ("12 sockets on port 443").
+fn listed(o: &std::process::Output) -> usize {
+    let text = String::from_utf8_lossy(&o.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    let count = last.split_whitespace().next().unwrap_or_default();
+    count
+        .parse()
+        .unwrap_or_else(|_| panic!("no count in {last:?}"))
 }
 
 /// The records of a little-endian microsecond pcap: (epoch seconds,
@@ -96,17 +103,7 @@ fn damage_and_instants_outside_the_capture_are_reported() {
         stderr.contains("cut.pcap") && stderr.contains(&format!("packet {}", cut_after + 1)),
         "{stderr}"
     );
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let listed: usize = stdout
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(listed > 0, "{stdout}");
+    assert!(listed(&o) > 0, "{}", String::from_utf8_lossy(&o.stdout));
 
     let (last, _, _) = recs[recs.len() - 1];
     let late = format!("{}", last + 1000);

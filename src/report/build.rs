@@ -385,12 +385,12 @@ pub fn run(
     let bins = Bins::new(first, last, opts.bin);
     let mut warnings = Vec::new();
     if let Some(asked) = bins.widened_from {
-        let secs = |ns: Nanos| ns as f64 / 1e9;
+        let in_secs = |ns: Nanos| ns as f64 / 1e9;
         warnings.push(format!(
             "--bin {}s would make over {} timeline bins of this capture; they are {}s wide instead",
-            secs(asked),
+            in_secs(asked),
             timeline::MAX_BINS,
-            secs(bins.width)
+            in_secs(bins.width)
         ));
     }
 

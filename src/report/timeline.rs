@@ -72,8 +72,7 @@ impl Bins {
     /// than [`MAX_BINS`] is widened to the smallest step that does not.
     pub fn new(first: Nanos, last: Nanos, width: Option<Nanos>) -> Bins {
         let span = last.saturating_sub(first).max(1);
-        // Saturating: timestamps may sit at the ends of the i64 range.
-        let t0 = |w: Nanos| first.saturating_sub(first.rem_euclid(w));
+        let t0 = |w: Nanos| on_grid(first, w);
         let count = |w: Nanos| (last.saturating_sub(t0(w)) / w + 1).max(1) as usize;
         let step = |fits: &dyn Fn(Nanos) -> bool| {
             let mut steps = STEPS.iter().copied();
@@ -96,6 +95,18 @@ impl Bins {
     pub fn index(&self, ts: Nanos) -> usize {
         (ts.saturating_sub(self.t0).max(0) / self.width) as usize
     }
+
+    /// Where bin `i` starts (bin `count` is where the last one ends).
+    fn start(&self, i: usize) -> Nanos {
+        self.t0
+            .saturating_add((i as Nanos).saturating_mul(self.width))
+    }
+}
+
+/// The multiple of `width` at or before `ts` (saturating: timestamps may
+/// sit at the ends of the i64 range).
+pub(super) fn on_grid(ts: Nanos, width: Nanos) -> Nanos {
+    ts.saturating_sub(ts.rem_euclid(width))
 }
 
 fn cumulative(deltas: Vec<i64>) -> Vec<u64> {
@@ -152,10 +163,7 @@ fn spread(
         let upto = if i == last {
             len
         } else {
-            let end = bins
-                .t0
-                .saturating_add((i as Nanos + 1).saturating_mul(bins.width));
-            end.saturating_sub(start).clamp(0, len)
+            bins.start(i + 1).saturating_sub(start).clamp(0, len)
         };
         let mut shares = [0u64; 3];
         for ((share, given), count) in shares.iter_mut().zip(&mut given).zip(counts) {
@@ -203,7 +211,7 @@ pub fn timeline(
         Ok(())
     })?;
 
-    let starts: Vec<i64> = (0..n as i64).map(|i| t0 + i * w).collect();
+    let starts: Vec<i64> = (0..n).map(|i| bins.start(i)).collect();
     let mut columns = vec![
         super::frame::utc("bin_start", starts),
         Column::new("active".into(), cumulative(active.0)),

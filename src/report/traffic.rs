@@ -11,6 +11,7 @@ use crate::source::Nanos;
 use super::frame::ParquetFile;
 use super::output::OutputError;
 use super::parquet::{ColumnDef, Kind};
+use super::timeline::on_grid;
 
 /// traffic.parquet's columns: one row per slot.
 const COLUMNS: &[ColumnDef] = &[
@@ -71,8 +72,8 @@ impl Default for Traffic {
 /// the timeline's bins do, so a bin of whole slots counts exactly the
 /// packets in it (a slot starting at the first packet straddled every
 /// bin edge).
-fn on_grid(ts: Nanos) -> Nanos {
-    ts.saturating_sub(ts.rem_euclid(START_RESOLUTION))
+fn first_edge(ts: Nanos) -> Nanos {
+    on_grid(ts, START_RESOLUTION)
 }
 
 impl Traffic {
@@ -98,7 +99,7 @@ impl Traffic {
     /// The slot `ts` falls in, made if needed (coarsening to stay within
     /// `MAX_SLOTS`), and remembered for the next packet.
     fn slot_of(&mut self, ts: Nanos) -> usize {
-        let origin = *self.origin.get_or_insert(on_grid(ts));
+        let origin = *self.origin.get_or_insert(first_edge(ts));
         let mut i = (ts.saturating_sub(origin) / self.resolution).max(0) as usize;
         while i >= MAX_SLOTS {
             self.coarsen();
@@ -115,7 +116,7 @@ impl Traffic {
 
     /// Count from `ts` (the capture's first packet) unless counting started.
     pub fn start(&mut self, ts: Nanos) {
-        self.origin.get_or_insert(on_grid(ts));
+        self.origin.get_or_insert(first_edge(ts));
     }
 
     /// Add the counts of `other`, which started at the same time.
